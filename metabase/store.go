@@ -1,0 +1,194 @@
+package metabase
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// DefaultHistory is how many earlier versions a Store keeps.
+const DefaultHistory = 10
+
+// Store is a MetaBase.xml on disk with its history folder. Saves are atomic
+// and numbered; a Store is safe for use by several goroutines of one process.
+type Store struct {
+	Path    string // the MetaBase.xml
+	History string // folder of earlier versions; "" = <dir>/history
+	Keep    int    // versions kept in History; 0 = DefaultHistory
+
+	mu sync.Mutex
+}
+
+// Open returns the Store of a MetaBase.xml path.
+func Open(path string) *Store { return &Store{Path: path} }
+
+func (s *Store) historyDir() string {
+	if s.History != "" {
+		return s.History
+	}
+	return filepath.Join(filepath.Dir(s.Path), "history")
+}
+
+func (s *Store) keep() int {
+	if s.Keep > 0 {
+		return s.Keep
+	}
+	return DefaultHistory
+}
+
+// Load reads the current file. A missing file is an empty tree at version 0.
+func (s *Store) Load() (*Tree, error) {
+	t, err := Load(s.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return New(), nil
+	}
+	return t, err
+}
+
+// Save validates t and, when its content differs from the file's, writes it
+// atomically as the next version and keeps a copy in the history folder. It
+// sets t.Version to the version on disk and reports whether it wrote. An
+// invalid tree is refused whole and nothing is written.
+func (s *Store) Save(t *Tree) (written bool, err error) {
+	if probs := t.Validate(); probs != nil {
+		return false, fmt.Errorf("refusing to save an invalid metabase: %w", probs)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.Load()
+	if err != nil {
+		// An unreadable current file is replaced; its version is lost.
+		cur = New()
+	}
+	t.Version = cur.Version
+	if bytes.Equal(t.Bytes(), cur.Bytes()) {
+		return false, nil
+	}
+	t.Version = cur.Version + 1
+	data := t.Bytes()
+	if err := WriteFileAtomic(s.Path, data, 0o644); err != nil {
+		t.Version = cur.Version
+		return false, err
+	}
+	if err := s.record(t.Version, data); err != nil {
+		return true, fmt.Errorf("saved version %d, but its history copy failed: %w", t.Version, err)
+	}
+	return true, nil
+}
+
+func (s *Store) historyName(v uint64) string {
+	return filepath.Join(s.historyDir(), fmt.Sprintf("MetaBase_%010d.xml", v))
+}
+
+func (s *Store) record(v uint64, data []byte) error {
+	if err := os.MkdirAll(s.historyDir(), 0o755); err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(s.historyName(v), data, 0o644); err != nil {
+		return err
+	}
+	vs, err := s.Versions()
+	if err != nil {
+		return err
+	}
+	for len(vs) > s.keep() {
+		if err := os.Remove(s.historyName(vs[0])); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		vs = vs[1:]
+	}
+	return nil
+}
+
+// Versions lists the versions in the history folder, oldest first.
+func (s *Store) Versions() ([]uint64, error) {
+	ents, err := os.ReadDir(s.historyDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var vs []uint64
+	for _, e := range ents {
+		name := e.Name()
+		num, ok := strings.CutPrefix(name, "MetaBase_")
+		num, ok2 := strings.CutSuffix(num, ".xml")
+		if !ok || !ok2 {
+			continue
+		}
+		if v, err := strconv.ParseUint(num, 10, 64); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	slices.Sort(vs)
+	return vs, nil
+}
+
+// Version loads one version from the history folder.
+func (s *Store) Version(v uint64) (*Tree, error) {
+	t, err := Load(s.historyName(v))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("version %d is not in the history folder %s", v, s.historyDir())
+	}
+	return t, err
+}
+
+// Restore saves the content of an earlier version as a new version.
+func (s *Store) Restore(v uint64) (*Tree, error) {
+	t, err := s.Version(v)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Save(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// WriteFileAtomic writes data to path so that a reader sees the old file or
+// the new one, never a mix, even if the process dies mid-write: a temporary
+// file in the same folder, fsync, rename over path, fsync of the folder.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,280 @@
+package metabase
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/ds2mb/ds2mb/schema"
+)
+
+// Node classes (MetaBase.xml element names) of the SMTP service.
+const (
+	ClassService = "IIsSmtpService"
+	ClassServer  = "IIsSmtpServer"
+	ClassDomain  = "IIsSmtpDomain"
+	ClassConfig  = "IIsConfigObject"
+)
+
+// Property is one property of a node, as it stands in the file: its name and
+// text, and for a <Custom> element its explicit metadata.
+type Property struct {
+	Name string
+	Text string
+
+	Custom     bool          // written as <Custom …/> rather than as an attribute
+	ID         uint32        // Custom: metabase ID
+	Type       schema.MDType // Custom: data type
+	UserType   string        // Custom: user type
+	Attributes string        // Custom: INHERIT, NO_ATTRIBUTES, SECURE …
+}
+
+// Node is one metabase key: an element with a Location.
+type Node struct {
+	Class    string // element name: IIsSmtpServer, IIsWebService, …
+	Location string
+	props    []Property
+	extra    []*etree.Element // child elements other than <Custom>, kept verbatim
+}
+
+// Props returns the node's properties, sorted by name. The slice must not be
+// modified.
+func (n *Node) Props() []Property { return n.props }
+
+// Get returns a property by name, case-insensitively.
+func (n *Node) Get(name string) (Property, bool) {
+	if i := n.index(name); i >= 0 {
+		return n.props[i], true
+	}
+	return Property{}, false
+}
+
+// Text returns a property's text, or "" when absent.
+func (n *Node) Text(name string) string {
+	p, _ := n.Get(name)
+	return p.Text
+}
+
+func (n *Node) index(name string) int {
+	for i := range n.props {
+		if strings.EqualFold(n.props[i].Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Set sets a property's text. A property already present keeps its form
+// (attribute or Custom); a new one is an attribute when the catalogue knows
+// its name, else a Custom element of type STRING. It reports whether anything
+// changed.
+func (n *Node) Set(name, text string) bool {
+	if i := n.index(name); i >= 0 {
+		if n.props[i].Text == text {
+			return false
+		}
+		n.props[i].Text = text
+		return true
+	}
+	p := Property{Name: name, Text: text}
+	if sp, ok := schema.Lookup(name); ok {
+		p.Name = sp.Name
+	} else {
+		p.Custom, p.Type, p.UserType, p.Attributes = true, schema.STRING, schema.UTServer, "NO_ATTRIBUTES"
+	}
+	n.put(p)
+	return true
+}
+
+// SetValue sets a catalogue property from a typed value, rendered the way
+// the catalogue writes it. Unknown names are set as text.
+func (n *Node) SetValue(name string, v schema.Value) bool {
+	if sp, ok := schema.Lookup(name); ok {
+		return n.Set(sp.Name, sp.Render(v))
+	}
+	return n.Set(name, v.Text())
+}
+
+// SetProperty sets a property with all its metadata.
+func (n *Node) SetProperty(p Property) bool {
+	if i := n.index(p.Name); i >= 0 {
+		if n.props[i] == p {
+			return false
+		}
+		n.props[i] = p
+		return true
+	}
+	n.put(p)
+	return true
+}
+
+func (n *Node) put(p Property) {
+	i, _ := slices.BinarySearchFunc(n.props, p.Name, func(a Property, name string) int {
+		return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(name))
+	})
+	n.props = slices.Insert(n.props, i, p)
+}
+
+// Remove deletes a property; it reports whether it was there.
+func (n *Node) Remove(name string) bool {
+	if i := n.index(name); i >= 0 {
+		n.props = slices.Delete(n.props, i, i+1)
+		return true
+	}
+	return false
+}
+
+// Clone returns a deep copy of the node.
+func (n *Node) Clone() *Node {
+	c := &Node{Class: n.Class, Location: n.Location, props: slices.Clone(n.props)}
+	for _, e := range n.extra {
+		c.extra = append(c.extra, e.Copy())
+	}
+	return c
+}
+
+// Equal reports whether two nodes hold the same class, location, properties
+// and extra elements.
+func (n *Node) Equal(o *Node) bool {
+	if n.Class != o.Class || !strings.EqualFold(n.Location, o.Location) || !slices.Equal(n.props, o.props) || len(n.extra) != len(o.extra) {
+		return false
+	}
+	for i := range n.extra {
+		if elementString(n.extra[i]) != elementString(o.extra[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Tree is a whole metabase: its nodes by Location, plus whatever else the
+// file held (IIS_Global, schema elements), kept as it was.
+type Tree struct {
+	nodes   map[string]*Node // key: lower-case Location
+	Version uint64           // ChangeNumber of the file, bumped by every save
+	extra   []*etree.Element // non-node elements inside <MBProperty>, verbatim
+	outer   []*etree.Element // elements beside <MBProperty> in <configuration>, verbatim
+	global  *etree.Element   // <IIS_Global>, without ChangeNumber
+}
+
+// New returns an empty tree.
+func New() *Tree { return &Tree{nodes: map[string]*Node{}} }
+
+func key(loc string) string { return strings.ToLower(strings.TrimRight(loc, "/")) }
+
+// Node returns the node at a Location, or nil.
+func (t *Tree) Node(loc string) *Node { return t.nodes[key(loc)] }
+
+// Ensure returns the node at loc, creating it with class when absent. An
+// existing node keeps its class unless it has none.
+func (t *Tree) Ensure(loc, class string) *Node {
+	k := key(loc)
+	if n, ok := t.nodes[k]; ok {
+		if n.Class == "" {
+			n.Class = class
+		}
+		return n
+	}
+	n := &Node{Class: class, Location: strings.TrimRight(loc, "/")}
+	t.nodes[k] = n
+	return n
+}
+
+// Put stores a node, replacing any node at its Location.
+func (t *Tree) Put(n *Node) { t.nodes[key(n.Location)] = n }
+
+// Delete removes the node at loc; it reports whether it was there.
+func (t *Tree) Delete(loc string) bool {
+	k := key(loc)
+	_, ok := t.nodes[k]
+	delete(t.nodes, k)
+	return ok
+}
+
+// DeleteSubtree removes loc and every node below it, and returns how many.
+func (t *Tree) DeleteSubtree(loc string) int {
+	k := key(loc)
+	n := 0
+	for nk := range t.nodes {
+		if nk == k || strings.HasPrefix(nk, k+"/") {
+			delete(t.nodes, nk)
+			n++
+		}
+	}
+	return n
+}
+
+// Len is the number of nodes.
+func (t *Tree) Len() int { return len(t.nodes) }
+
+// Nodes returns every node in tree order (parents before children, virtual
+// servers in numeric order).
+func (t *Tree) Nodes() []*Node {
+	out := make([]*Node, 0, len(t.nodes))
+	for _, n := range t.nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *Node) int { return CompareLocations(a.Location, b.Location) })
+	return out
+}
+
+// Below returns the nodes strictly below loc, in tree order.
+func (t *Tree) Below(loc string) []*Node {
+	k := key(loc) + "/"
+	var out []*Node
+	for nk, n := range t.nodes {
+		if strings.HasPrefix(nk, k) {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Node) int { return CompareLocations(a.Location, b.Location) })
+	return out
+}
+
+// Clone returns a deep copy of the tree.
+func (t *Tree) Clone() *Tree {
+	c := &Tree{nodes: make(map[string]*Node, len(t.nodes)), Version: t.Version}
+	for k, n := range t.nodes {
+		c.nodes[k] = n.Clone()
+	}
+	for _, e := range t.extra {
+		c.extra = append(c.extra, e.Copy())
+	}
+	for _, e := range t.outer {
+		c.outer = append(c.outer, e.Copy())
+	}
+	if t.global != nil {
+		c.global = t.global.Copy()
+	}
+	return c
+}
+
+// CompareLocations orders Locations segment by segment, case-insensitively,
+// numeric segments by value.
+func CompareLocations(a, b string) int {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, y := as[i], bs[i]
+		xn, xerr := strconv.Atoi(x)
+		yn, yerr := strconv.Atoi(y)
+		var c int
+		if xerr == nil && yerr == nil {
+			c = cmp.Compare(xn, yn)
+		} else {
+			c = cmp.Compare(strings.ToLower(x), strings.ToLower(y))
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(as), len(bs))
+}
+
+func elementString(e *etree.Element) string {
+	d := etree.NewDocument()
+	d.SetRoot(e.Copy())
+	s, _ := d.WriteToString()
+	return s
+}

@@ -1,0 +1,102 @@
+package metabase
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ds2mb/ds2mb/schema"
+)
+
+// Problem is one validation failure, naming Location and property.
+type Problem struct {
+	Location string
+	Property string // "" for a problem of the node itself
+	Reason   string
+}
+
+// Error formats the problem as "Location: property: reason".
+func (p Problem) Error() string {
+	if p.Property == "" {
+		return p.Location + ": " + p.Reason
+	}
+	return p.Location + ": " + p.Property + ": " + p.Reason
+}
+
+// ValidationError is every problem of a tree.
+type ValidationError []Problem
+
+func (e ValidationError) Error() string {
+	var b strings.Builder
+	for i, p := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// expectedClass is the element name each SMTP node kind must have.
+var expectedClass = map[schema.NodeKind]string{
+	schema.NodeService: ClassService, schema.NodeServer: ClassServer, schema.NodeDomain: ClassDomain,
+	schema.NodeBinding: ClassConfig, schema.NodeBindingSource: ClassConfig, schema.NodeBindingSink: ClassConfig,
+}
+
+// Validate checks every SMTP node against the catalogue: Location shape,
+// node class, each known property's type, range and format, and that a
+// property lives on a node kind that may hold it. Nodes of other IIS
+// services are not checked. It returns nil when the tree is valid.
+func (t *Tree) Validate() ValidationError {
+	var probs ValidationError
+	add := func(loc, prop, format string, args ...any) {
+		probs = append(probs, Problem{Location: loc, Property: prop, Reason: fmt.Sprintf(format, args...)})
+	}
+	bindingPorts := map[string]string{}
+	for _, n := range t.Nodes() {
+		place, err := schema.Classify(n.Location)
+		if err != nil {
+			add(n.Location, "", "%v", strings.TrimPrefix(err.Error(), n.Location+": "))
+			continue
+		}
+		if place.Kind == schema.NodeUnknown {
+			continue
+		}
+		if want, ok := expectedClass[place.Kind]; ok && n.Class != want {
+			add(n.Location, "", "element <%s> should be <%s> for a %s node", n.Class, want, place.Kind)
+		}
+		for _, prop := range n.Props() {
+			sp, known := schema.Lookup(prop.Name)
+			if !known {
+				if prop.Custom {
+					if _, err := schema.ParseValue(prop.Type, prop.Text, nil); err != nil {
+						add(n.Location, prop.Name, "%v", err)
+					}
+				}
+				continue
+			}
+			if place.Kind != schema.NodeContainer && !sp.Nodes.Has(place.Kind) {
+				add(n.Location, prop.Name, "does not belong on a %s node", place.Kind)
+				continue
+			}
+			v, err := parseProp(sp, prop)
+			if err != nil {
+				add(n.Location, prop.Name, "%v", err)
+				continue
+			}
+			if sp.Name == "ServerBindings" && place.Kind == schema.NodeServer {
+				bs, _ := schema.ParseBindings(v.Multi)
+				for _, b := range bs {
+					k := b.Addr()
+					if other, dup := bindingPorts[k]; dup && other != n.Location {
+						add(n.Location, prop.Name, "binding %s is also used by %s", b, other)
+					}
+					bindingPorts[k] = n.Location
+				}
+			}
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return probs
+}

@@ -1,0 +1,269 @@
+package metabase
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/ds2mb/ds2mb/schema"
+)
+
+// Namespace is the XML namespace of an IIS 6 MetaBase.xml.
+const Namespace = "urn:microsoft-catalog:XML_Metabase_V64_0"
+
+// Load reads a MetaBase.xml file.
+func Load(path string) (*Tree, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Parse reads MetaBase.xml content: a whole <configuration> document, or a
+// bare node element such as an <IIsSmtpService> fragment. Structure errors
+// name the line (XML syntax) or the Location; values are checked by Validate.
+func Parse(b []byte) (*Tree, error) {
+	doc := etree.NewDocument()
+	doc.ReadSettings.Permissive = false
+	if err := doc.ReadFromBytes(b); err != nil {
+		return nil, fmt.Errorf("malformed XML: %v", err)
+	}
+	root := doc.Root()
+	if root == nil {
+		return nil, fmt.Errorf("malformed XML: no root element")
+	}
+	t := New()
+	if root.Tag != "configuration" {
+		// A fragment: the root itself is a node.
+		if err := t.readElement(root, true); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	for _, child := range root.ChildElements() {
+		if child.Tag == "MBProperty" {
+			for _, e := range child.ChildElements() {
+				if err := t.readElement(e, false); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if child.SelectAttr("Location") != nil {
+			if err := t.readElement(child, false); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		t.outer = append(t.outer, child.Copy())
+	}
+	return t, nil
+}
+
+func (t *Tree) readElement(e *etree.Element, fragment bool) error {
+	if e.Tag == "IIS_Global" {
+		g := e.Copy()
+		if a := g.SelectAttr("ChangeNumber"); a != nil {
+			n, err := strconv.ParseUint(strings.TrimSpace(a.Value), 10, 64)
+			if err != nil {
+				return fmt.Errorf("IIS_Global: ChangeNumber %q is not a number", a.Value)
+			}
+			t.Version = n
+			g.RemoveAttr("ChangeNumber")
+		}
+		t.global = g
+		return nil
+	}
+	locAttr := e.SelectAttr("Location")
+	if locAttr == nil {
+		if fragment {
+			return fmt.Errorf("element <%s> has no Location", e.Tag)
+		}
+		t.extra = append(t.extra, e.Copy())
+		return nil
+	}
+	loc := strings.TrimSpace(locAttr.Value)
+	if loc == "" || !strings.HasPrefix(loc, "/") {
+		return fmt.Errorf("element <%s>: Location %q must start with /", e.Tag, locAttr.Value)
+	}
+	if t.Node(loc) != nil {
+		return fmt.Errorf("Location %s appears twice", loc)
+	}
+	n := &Node{Class: e.Tag, Location: strings.TrimRight(loc, "/")}
+	if n.Location == "" {
+		n.Location = "/"
+	}
+	for _, a := range e.Attr {
+		if a.Key == "Location" || a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns") {
+			continue
+		}
+		if n.index(a.Key) >= 0 {
+			return fmt.Errorf("%s: property %s appears twice", loc, a.Key)
+		}
+		n.put(Property{Name: a.Key, Text: a.Value})
+	}
+	for _, c := range e.ChildElements() {
+		if c.Tag != "Custom" {
+			n.extra = append(n.extra, c.Copy())
+			continue
+		}
+		p, err := readCustom(c)
+		if err != nil {
+			return fmt.Errorf("%s: %v", loc, err)
+		}
+		if n.index(p.Name) >= 0 {
+			return fmt.Errorf("%s: property %s appears twice", loc, p.Name)
+		}
+		n.put(p)
+	}
+	t.nodes[key(n.Location)] = n
+	return nil
+}
+
+func readCustom(c *etree.Element) (Property, error) {
+	p := Property{Custom: true, Name: c.SelectAttrValue("Name", ""), Text: c.SelectAttrValue("Value", ""),
+		UserType: c.SelectAttrValue("UserType", ""), Attributes: c.SelectAttrValue("Attributes", "")}
+	if p.Name == "" {
+		return p, fmt.Errorf("<Custom> without Name")
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(c.SelectAttrValue("ID", "")), 10, 32)
+	if err != nil {
+		return p, fmt.Errorf("<Custom Name=%q>: ID %q is not a number", p.Name, c.SelectAttrValue("ID", ""))
+	}
+	p.ID = uint32(id)
+	p.Type, err = schema.ParseMDType(c.SelectAttrValue("Type", ""))
+	if err != nil {
+		return p, fmt.Errorf("<Custom Name=%q>: %v", p.Name, err)
+	}
+	return p, nil
+}
+
+// Bytes renders the tree as an IIS 6 MetaBase.xml: nodes in tree order,
+// properties as attributes in alphabetical order, Custom elements after, and
+// every element the file held that ds2mb does not read, as it was.
+func (t *Tree) Bytes() []byte {
+	var b bytes.Buffer
+	b.Grow(256 * (len(t.nodes) + 4))
+	b.WriteString("<?xml version =\"1.0\"?>\n<configuration xmlns=\"" + Namespace + "\">\n<MBProperty>\n")
+	b.WriteString("<IIS_Global\tLocation =\".\"\n\t\tChangeNumber=\"")
+	b.WriteString(strconv.FormatUint(t.Version, 10))
+	b.WriteString("\"")
+	if t.global != nil {
+		for _, a := range t.global.Attr {
+			if a.Key == "Location" {
+				continue
+			}
+			writeAttr(&b, a.FullKey(), a.Value)
+		}
+	}
+	b.WriteString("\n\t>\n")
+	if t.global != nil {
+		for _, c := range t.global.ChildElements() {
+			writeElement(&b, c, "\t")
+		}
+	}
+	b.WriteString("</IIS_Global>\n")
+	for _, n := range t.Nodes() {
+		writeNode(&b, n)
+	}
+	for _, e := range t.extra {
+		writeElement(&b, e, "")
+	}
+	b.WriteString("</MBProperty>\n")
+	for _, e := range t.outer {
+		writeElement(&b, e, "")
+	}
+	b.WriteString("</configuration>\n")
+	return b.Bytes()
+}
+
+func writeNode(b *bytes.Buffer, n *Node) {
+	b.WriteString("<")
+	b.WriteString(n.Class)
+	b.WriteString("\tLocation =\"")
+	escape(b, n.Location)
+	b.WriteString("\"")
+	for _, p := range n.props {
+		if !p.Custom {
+			writeAttr(b, p.Name, p.Text)
+		}
+	}
+	b.WriteString("\n\t>\n")
+	for _, p := range n.props {
+		if !p.Custom {
+			continue
+		}
+		b.WriteString("\t<Custom\n\t\tName=\"")
+		escape(b, p.Name)
+		b.WriteString("\"\n\t\tID=\"")
+		b.WriteString(strconv.FormatUint(uint64(p.ID), 10))
+		b.WriteString("\"\n\t\tValue=\"")
+		escape(b, p.Text)
+		b.WriteString("\"\n\t\tType=\"")
+		b.WriteString(p.Type.String())
+		b.WriteString("\"\n\t\tUserType=\"")
+		escape(b, p.UserType)
+		b.WriteString("\"\n\t\tAttributes=\"")
+		escape(b, p.Attributes)
+		b.WriteString("\"\n\t/>\n")
+	}
+	for _, e := range n.extra {
+		writeElement(b, e, "\t")
+	}
+	b.WriteString("</")
+	b.WriteString(n.Class)
+	b.WriteString(">\n")
+}
+
+func writeAttr(b *bytes.Buffer, name, value string) {
+	b.WriteString("\n\t\t")
+	b.WriteString(name)
+	b.WriteString("=\"")
+	escape(b, value)
+	b.WriteString("\"")
+}
+
+func writeElement(b *bytes.Buffer, e *etree.Element, indent string) {
+	d := etree.NewDocument()
+	d.SetRoot(e.Copy())
+	d.Indent(1)
+	s, _ := d.WriteToString()
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString(indent)
+		b.WriteString(line)
+		b.WriteString("\n")
+	}
+}
+
+// escape writes s as XML attribute text. Line breaks of MULTISZ values are
+// kept as character references, so that every XML reader sees them.
+func escape(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '"':
+			b.WriteString("&quot;")
+		case '\n':
+			b.WriteString("&#xA;")
+		case '\r':
+			b.WriteString("&#xD;")
+		case '\t':
+			b.WriteString("&#x9;")
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
