@@ -191,7 +191,7 @@ var properties = []Property{
 		"ASSUMPTION(U, REFERENCE.md 1.3): ID 4004 (generic IIS MD_LOGFILE_TRUNCATE_SIZE) unsourced"),
 	{Name: "AuthFlags", ID: 6000, Type: DWORD, UserType: UTFile, Inherit: true, Nodes: svcServer, Default: "AuthAnonymous",
 		Symbols: []Symbol{{"AuthAnonymous", AuthAnonymous}, {"AuthBasic", AuthBasic}, {"AuthNTLM", AuthNTLM}, {"AuthMD5", 0x10}, {"AuthPassport", 0x40}},
-		Flags: true, HasRange: true, Max: 0x57, Attribute: "msExchAuthenticationFlags", Grade: GradeN},
+		Flags:   true, HasRange: true, Max: 0x57, Attribute: "msExchAuthenticationFlags", Grade: GradeN},
 	{Name: "IPSecurity", ID: 6019, Type: BINARY, UserType: UTFile, Inherit: true, Nodes: svcServer,
 		Format: FormatIPSecList, Attribute: "msExchIPSecurity", Grade: GradeN},
 	{Name: "AccessSSLFlags", ID: 6030, Type: DWORD, UserType: UTFile, Inherit: true, Nodes: svcServer, Default: "0",
