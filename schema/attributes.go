@@ -89,6 +89,8 @@ var attributes = []Attribute{
 		Description: "SMTP domains of a recipient policy the organisation is not authoritative for"},
 	{Name: "gatewayProxy", OID: "1.2.840.113556.1.2.302", Syntax: SyntaxString, Multi: true, RangeUpper: 1123, GUID: "16775802-47f3-11d1-a9c3-0000f80367c1",
 		Description: "address templates of a recipient policy, e.g. SMTP:@example.com"},
+	{Name: "disabledGatewayProxy", OID: "1.2.840.113556.1.2.541", Syntax: SyntaxString, Multi: true, RangeUpper: 1024, GUID: "a8df73c0-c5ea-11d1-bbcb-0080c76670c0",
+		Description: "address templates of a recipient policy that are switched off; not replicated"},
 	{Name: "routingList", OID: "1.2.840.113556.1.2.354", Syntax: SyntaxString, Multi: true, RangeUpper: 2243, GUID: "a8df7467-c5ea-11d1-bbcb-0080c76670c0",
 		Description: "address spaces of a connector, e.g. SMTP:*.contoso.com;1 (stored form G/U)"},
 	{Name: "adminDisplayName", OID: "1.2.840.113556.1.2.194", Syntax: SyntaxString, GUID: "bf96791a-0de6-11d0-a285-00aa003049e2"},

@@ -72,7 +72,7 @@ func Classes() []Class {
 		{Name: ClassSMTPServer, OID: msExchClass + "5002", Sup: ClassSMTP, Structural: true, May: serverAttributes(),
 			GUID: "3378ca84-a982-11d2-a9ff-00c04f8eedd8", PossSup: []string{ClassSMTP, ClassSMTPContainer}, Note: "CN=<n>: virtual server n"},
 		{Name: ClassRecipientPolicy, OID: msExchClass + "50024", Sup: "top", Structural: true, Must: []string{"cn"},
-			May:  []string{"adminDisplayName", AttrGatewayProxy, "disabledGatewayProxy", AttrNonAuthoritative, "msExchPolicyOrder"},
+			May:  []string{"adminDisplayName", AttrGatewayProxy, "disabledGatewayProxy", AttrNonAuthoritative},
 			GUID: "e32977d8-1d31-11d3-aa5e-00c04f8eedd8", PossSup: []string{ClassContainer},
 			Note: "simplified: real AD derives it from msExchGenericPolicy"},
 		{Name: ClassSMTPConnector, OID: msExchClass + "12008", Sup: "top", Structural: true, Must: []string{"cn"},
