@@ -1,0 +1,450 @@
+// Package config turns one MetaBase.xml tree into the SMTP worker's immutable
+// runtime configuration: one VirtualServer per /LM/SmtpSvc/<n> node, every
+// setting resolved to its effective value (the node's own, else the service's
+// when the property inherits, else the catalogue default), domains read by
+// their RouteAction flags, the relay list decoded, TLS certificates loaded.
+//
+// Build refuses a tree whole: its error lists every problem as
+// "Location: property: reason", and nothing of a refused tree is used.
+//
+// Directory values (QueueDirectory, LogFileDirectory, DropDirectory, …) may be
+// written in IIS's Windows terms: backslashes become slashes and a drive
+// letter ("C:") is dropped; a relative path is resolved against
+// Options.BaseDir. An empty QueueDirectory means
+// "<BaseDir>/Mailroot/vsi <n>/Queue", Exchange's layout. Build creates the
+// queue folder (and checks it is a folder) so that a worker never accepts a
+// configuration it cannot spool under.
+package config
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ds2mb/ds2mb/metabase"
+	"github.com/ds2mb/ds2mb/schema"
+)
+
+// Config is one immutable runtime configuration built from one MetaBase.xml.
+type Config struct {
+	Version uint64           // metabase ChangeNumber
+	Servers []*VirtualServer // by Instance, ascending
+}
+
+// Server returns the virtual server with the given instance number, or nil.
+func (c *Config) Server(n int) *VirtualServer {
+	for _, vs := range c.Servers {
+		if vs.Instance == n {
+			return vs
+		}
+	}
+	return nil
+}
+
+// Options says how paths and names the metabase leaves open are resolved.
+type Options struct {
+	BaseDir  string // relative QueueDirectory etc. resolve against it; "" = current directory
+	Hostname string // FullyQualifiedDomainName when the metabase has none; "" = os.Hostname()
+}
+
+// Commands are the ESMTP extensions a virtual server offers inbound, from
+// SmtpInboundCommandSupportOptions (REFERENCE.md §1.4; bits whose meaning is
+// unsourced are ignored, and the verbs they might switch stay on).
+type Commands struct {
+	DSN        bool // 0x40
+	Chunking   bool // 0x100000: CHUNKING and BDAT
+	BinaryMIME bool // 0x200000 (needs Chunking)
+	EightBit   bool // 0x400000: 8BITMIME
+}
+
+// Domain is one /LM/SmtpSvc/<n>/Domain/<name> node, read by its RouteAction
+// flags.
+type Domain struct {
+	Name      string // lower case, without a leading "*."
+	Wildcard  bool   // the node was "*.name": it matches every subdomain of Name (not Name itself)
+	Local     bool   // SMTP_ALIAS: mail for it is ours
+	Relay     bool   // SMTP_DOMAIN_RELAY: mail for it may be relayed by anyone
+	SmartHost string // SMTP_SMARTHOST: RouteActionString
+	Drop      string // SMTP_DROP: RouteActionString (resolved folder)
+	Action    uint32 // the raw RouteAction
+}
+
+// VirtualServer is everything one virtual server needs, with inheritance
+// applied. It is immutable once built.
+type VirtualServer struct {
+	Instance       int
+	Location       string // /LM/SmtpSvc/<n>
+	AutoStart      bool
+	Bindings       []schema.Binding
+	SecureBindings []schema.Binding // read, not served (implicit TLS is not offered)
+	Fingerprint    string           // canonical form of every setting; equal => nothing changed
+	MaxConnections int              // 0 = unlimited
+
+	FQDN              string        // FullyQualifiedDomainName, else Options.Hostname
+	ConnectionTimeout time.Duration // idle timeout of a session
+	MaxMessageSize    int64         // bytes; 0 = no limit
+	MaxSessionSize    int64         // bytes of message data per session; 0 = no limit
+	MaxRecipients     int           // per message; 0 = no limit
+	HopCount          int           // Received headers allowed; more is a loop
+	ReverseDNS        bool          // EnableReverseDnsLookup
+	Commands          Commands
+
+	Domains      []Domain     // sorted by name
+	RelayIPs     []netip.Addr // hosts granted relay by RelayIpList
+	RelayIPNote  string       // why relay by IP is denied although RelayIpList is set ("" = decoded fine)
+	RelayForAuth bool         // an authenticated client may relay
+
+	AuthBasic   bool // AuthFlags has AuthBasic: AUTH PLAIN and LOGIN are offered
+	RequireTLS  bool // AccessSSLFlags has AccessSSL: STARTTLS is required before MAIL
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSCertificate is the parsed certificate pair, nil when none is
+	// configured (then STARTTLS is not offered).
+	TLSCertificate *tls.Certificate `json:"-"`
+
+	QueueDir      string // where accepted mail is spooled (exists after Build)
+	PickupDir     string
+	DropDir       string
+	BadMailDir    string
+	LogEnabled    bool   // LogType = 1 and LogFileDirectory set
+	LogDir        string // LogFileDirectory (resolved); the log goes in LogDir/SMTPSVC<n>/
+	LogFilePeriod int    // 0 size, 1 daily, 2 weekly, 3 monthly, 4 hourly
+
+	exact map[string]int // domain name -> index in Domains, non-wildcard
+	wild  map[string]int // wildcard base name -> index in Domains
+}
+
+// LookupDomain returns the domain node that governs a recipient domain: an
+// exact node first, else the nearest wildcard node "*.parent" of one of its
+// parents. ok is false when no node matches.
+func (vs *VirtualServer) LookupDomain(domain string) (d *Domain, ok bool) {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if i, has := vs.exact[domain]; has {
+		return &vs.Domains[i], true
+	}
+	for rest := domain; ; {
+		dot := strings.IndexByte(rest, '.')
+		if dot < 0 {
+			return nil, false
+		}
+		rest = rest[dot+1:]
+		if i, has := vs.wild[rest]; has {
+			return &vs.Domains[i], true
+		}
+	}
+}
+
+// RelayGranted reports whether RelayIpList grants relay to a client address.
+func (vs *VirtualServer) RelayGranted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, g := range vs.RelayIPs {
+		if g == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// Build loads the whole tree into a Config, or refuses it whole: the error
+// lists every problem as "Location: property: reason" (it runs Tree.Validate
+// first). The error is a metabase.ValidationError.
+func Build(t *metabase.Tree, o Options) (*Config, error) {
+	if probs := t.Validate(); len(probs) > 0 {
+		return nil, probs
+	}
+	if o.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		o.Hostname = h
+	}
+	b := &builder{t: t, o: o}
+	cfg := &Config{Version: t.Version}
+	for _, n := range t.Nodes() {
+		place, err := schema.Classify(n.Location)
+		if err != nil || place.Kind != schema.NodeServer {
+			continue
+		}
+		if vs := b.server(place.Instance, n.Location); vs != nil {
+			cfg.Servers = append(cfg.Servers, vs)
+		}
+	}
+	slices.SortFunc(cfg.Servers, func(a, b *VirtualServer) int { return cmp.Compare(a.Instance, b.Instance) })
+	if len(b.probs) > 0 {
+		return nil, b.probs
+	}
+	return cfg, nil
+}
+
+type builder struct {
+	t     *metabase.Tree
+	o     Options
+	probs metabase.ValidationError
+}
+
+func (b *builder) add(loc, prop, format string, args ...any) {
+	b.probs = append(b.probs, metabase.Problem{Location: loc, Property: prop, Reason: fmt.Sprintf(format, args...)})
+}
+
+// value returns the effective value of a property at loc.
+func (b *builder) value(loc, name string) (schema.Value, bool) {
+	v, _, ok, err := b.t.Effective(loc, name)
+	if err != nil {
+		b.add(loc, name, "%v", trimLoc(err, loc, name))
+		return v, false
+	}
+	return v, ok
+}
+
+func trimLoc(err error, loc, name string) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, loc+": ")
+	s = strings.TrimPrefix(s, schema.ServiceLocation+": ")
+	return strings.TrimPrefix(s, name+": ")
+}
+
+func (b *builder) dword(loc, name string) uint32 {
+	v, _ := b.value(loc, name)
+	return v.DWord
+}
+
+func (b *builder) str(loc, name string) string {
+	v, _ := b.value(loc, name)
+	return strings.TrimSpace(v.Str)
+}
+
+// limit reads a byte or count limit where 0 and 0xFFFFFFFF mean none.
+func (b *builder) limit(loc, name string) int64 {
+	n := b.dword(loc, name)
+	if n == 0xFFFFFFFF {
+		return 0
+	}
+	return int64(n)
+}
+
+// path resolves a directory value written in IIS or Unix terms.
+func (b *builder) path(p string) string {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		return ""
+	}
+	p = strings.ReplaceAll(p, `\`, "/")
+	if len(p) >= 2 && p[1] == ':' && (p[0]|0x20) >= 'a' && (p[0]|0x20) <= 'z' {
+		p = strings.TrimLeft(p[2:], "/")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(b.o.BaseDir, p)
+	}
+	return filepath.Clean(p)
+}
+
+func (b *builder) server(n int, loc string) *VirtualServer {
+	before := len(b.probs)
+	vs := &VirtualServer{Instance: n, Location: loc}
+	vs.AutoStart = b.dword(loc, "ServerAutoStart") != 0
+
+	if v, ok := b.value(loc, "ServerBindings"); ok {
+		bs, err := schema.ParseBindings(v.Multi)
+		if err != nil {
+			b.add(loc, "ServerBindings", "%v", err)
+		}
+		vs.Bindings = bs
+	}
+	if v, ok := b.value(loc, "SecureBindings"); ok {
+		for _, s := range v.Multi {
+			if strings.TrimSpace(s) == "" {
+				continue
+			}
+			sb, err := schema.ParseSecureBinding(s)
+			if err != nil {
+				b.add(loc, "SecureBindings", "%v", err)
+				continue
+			}
+			vs.SecureBindings = append(vs.SecureBindings, sb)
+		}
+	}
+	mc := b.dword(loc, "MaxConnections")
+	if mc != 0 && mc < 2000000000 && uint64(mc) <= uint64(int(^uint(0)>>1)) {
+		vs.MaxConnections = int(mc)
+	}
+
+	vs.FQDN = b.str(loc, "FullyQualifiedDomainName")
+	if vs.FQDN == "" {
+		vs.FQDN = b.o.Hostname
+	}
+	ct := b.dword(loc, "ConnectionTimeout")
+	if ct == 0 || ct == 0xFFFFFFFF {
+		ct = 600
+	}
+	vs.ConnectionTimeout = time.Duration(ct) * time.Second
+	vs.MaxMessageSize = b.limit(loc, "MaxMessageSize")
+	vs.MaxSessionSize = b.limit(loc, "MaxSessionSize")
+	vs.MaxRecipients = int(b.limit(loc, "MaxRecipients"))
+	vs.HopCount = int(b.dword(loc, "HopCount"))
+	vs.ReverseDNS = b.dword(loc, "EnableReverseDnsLookup") != 0
+	cmds := b.dword(loc, "SmtpInboundCommandSupportOptions")
+	vs.Commands = Commands{
+		DSN:        cmds&schema.CmdDSN != 0,
+		Chunking:   cmds&schema.CmdChunking != 0,
+		BinaryMIME: cmds&schema.CmdBinaryMIME != 0 && cmds&schema.CmdChunking != 0,
+		EightBit:   cmds&schema.Cmd8BitMIME != 0,
+	}
+
+	if v, ok := b.value(loc, "RelayIpList"); ok && len(v.Bin) > 0 {
+		l, err := schema.DecodeIPSecList(v.Bin)
+		if err != nil {
+			vs.RelayIPNote = "RelayIpList not in the single-host grant layout, relay by address denied: " + err.Error()
+		} else {
+			vs.RelayIPs = l.Grant
+		}
+	}
+	vs.RelayForAuth = b.dword(loc, "RelayForAuth") != 0
+	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
+	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
+
+	vs.TLSCertFile = b.path(b.str(loc, "SslCertificateFile"))
+	vs.TLSKeyFile = b.path(b.str(loc, "SslKeyFile"))
+	certSum := ""
+	switch {
+	case vs.TLSCertFile != "" && vs.TLSKeyFile != "":
+		certPEM, err1 := os.ReadFile(vs.TLSCertFile)
+		keyPEM, err2 := os.ReadFile(vs.TLSKeyFile)
+		if err := errors.Join(err1, err2); err != nil {
+			b.add(loc, "SslCertificateFile", "cannot read the certificate or key: %v", err)
+			break
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			b.add(loc, "SslCertificateFile", "certificate and key (SslKeyFile) do not load: %v", err)
+			break
+		}
+		vs.TLSCertificate = &cert
+		h := sha256.New()
+		h.Write(certPEM)
+		h.Write(keyPEM)
+		certSum = hex.EncodeToString(h.Sum(nil))
+	case vs.TLSCertFile != "":
+		b.add(loc, "SslKeyFile", "SslCertificateFile is set but SslKeyFile is not")
+	case vs.TLSKeyFile != "":
+		b.add(loc, "SslCertificateFile", "SslKeyFile is set but SslCertificateFile is not")
+	}
+	if vs.RequireTLS && vs.TLSCertificate == nil && len(b.probs) == before {
+		b.add(loc, "AccessSSLFlags", "AccessSSL requires TLS but no certificate is configured (SslCertificateFile, SslKeyFile)")
+	}
+
+	vs.QueueDir = b.path(b.str(loc, "QueueDirectory"))
+	if vs.QueueDir == "" {
+		vs.QueueDir = b.path(fmt.Sprintf("Mailroot/vsi %d/Queue", n))
+	}
+	if err := os.MkdirAll(vs.QueueDir, 0o750); err != nil {
+		b.add(loc, "QueueDirectory", "cannot create the queue folder: %v", err)
+	} else if fi, err := os.Stat(vs.QueueDir); err != nil || !fi.IsDir() {
+		b.add(loc, "QueueDirectory", "%s is not a folder", vs.QueueDir)
+	}
+	vs.PickupDir = b.path(b.str(loc, "PickupDirectory"))
+	vs.DropDir = b.path(b.str(loc, "DropDirectory"))
+	vs.BadMailDir = b.path(b.str(loc, "BadMailDirectory"))
+	vs.LogDir = b.path(b.str(loc, "LogFileDirectory"))
+	vs.LogEnabled = b.dword(loc, "LogType") == 1 && vs.LogDir != ""
+	vs.LogFilePeriod = int(b.dword(loc, "LogFilePeriod"))
+
+	b.domains(vs)
+	if len(b.probs) > before {
+		return nil
+	}
+	vs.Fingerprint = fingerprint(vs, certSum)
+	return vs
+}
+
+// domains reads the virtual server's domain nodes.
+func (b *builder) domains(vs *VirtualServer) {
+	vs.exact = map[string]int{}
+	vs.wild = map[string]int{}
+	for _, n := range b.t.Below(vs.Location + "/Domain") {
+		place, err := schema.Classify(n.Location)
+		if err != nil || place.Kind != schema.NodeDomain {
+			continue
+		}
+		d := Domain{Name: place.Domain}
+		if rest, ok := strings.CutPrefix(d.Name, "*."); ok {
+			d.Name, d.Wildcard = rest, true
+		}
+		d.Action = b.own(n, "RouteAction").DWord
+		target := strings.TrimSpace(b.own(n, "RouteActionString").Str)
+		d.Local = d.Action&schema.RouteAlias != 0
+		d.Relay = d.Action&schema.RouteDomainRelay != 0
+		if d.Action&schema.RouteSmartHost != 0 {
+			if target == "" {
+				b.add(n.Location, "RouteActionString", "SMTP_SMARTHOST needs a smart host in RouteActionString")
+			}
+			d.SmartHost = target
+		}
+		if d.Action&schema.RouteDrop != 0 {
+			if target == "" {
+				b.add(n.Location, "RouteActionString", "SMTP_DROP needs a folder in RouteActionString")
+			}
+			d.Drop = b.path(target)
+		}
+		vs.Domains = append(vs.Domains, d)
+	}
+	slices.SortFunc(vs.Domains, func(a, b Domain) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), boolCmp(a.Wildcard, b.Wildcard))
+	})
+	for i, d := range vs.Domains {
+		if d.Wildcard {
+			vs.wild[d.Name] = i
+		} else {
+			vs.exact[d.Name] = i
+		}
+	}
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// own reads a property set on the node itself (domain nodes do not inherit
+// from the service), or its catalogue default.
+func (b *builder) own(n *metabase.Node, name string) schema.Value {
+	p, _ := schema.Lookup(name)
+	if prop, has := n.Get(name); has {
+		v, err := p.Parse(prop.Text)
+		if err != nil {
+			b.add(n.Location, name, "%v", err)
+		}
+		return v
+	}
+	v, _ := p.DefaultValue()
+	return v
+}
+
+// fingerprint is a hash of the canonical JSON form of every setting (plus
+// the certificate and key contents).
+func fingerprint(vs *VirtualServer, certSum string) string {
+	data, err := json.Marshal(struct {
+		V    *VirtualServer
+		Cert string
+	}{vs, certSum})
+	if err != nil { // cannot happen: plain data
+		panic(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
