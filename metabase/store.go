@@ -17,12 +17,22 @@ const DefaultHistory = 10
 
 // Store is a MetaBase.xml on disk with its history folder. Saves are atomic
 // and numbered; a Store is safe for use by several goroutines of one process.
+// Several processes saving one file is not supported (the last rename wins).
 type Store struct {
 	Path    string // the MetaBase.xml
 	History string // folder of earlier versions; "" = <dir>/history
 	Keep    int    // versions kept in History; 0 = DefaultHistory
 
-	mu sync.Mutex
+	mu   sync.Mutex
+	last *savedState // what this Store last wrote or read, to skip a re-parse
+}
+
+// savedState remembers the file a Store wrote: its identity on disk, its
+// version and its rendered content.
+type savedState struct {
+	info    os.FileInfo
+	version uint64
+	body    []byte
 }
 
 // Open returns the Store of a MetaBase.xml path.
@@ -55,31 +65,66 @@ func (s *Store) Load() (*Tree, error) {
 // atomically as the next version and keeps a copy in the history folder. It
 // sets t.Version to the version on disk and reports whether it wrote. An
 // invalid tree is refused whole and nothing is written.
+//
+// The next version is one more than the highest of the current file's and
+// the history folder's, so an unreadable current file (replaced by the save)
+// does not reset the numbering.
 func (s *Store) Save(t *Tree) (written bool, err error) {
 	if probs := t.Validate(); probs != nil {
 		return false, fmt.Errorf("refusing to save an invalid metabase: %w", probs)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.Load()
-	if err != nil {
-		// An unreadable current file is replaced; its version is lost.
-		cur = New()
-	}
-	t.Version = cur.Version
-	if bytes.Equal(t.Bytes(), cur.Bytes()) {
+	curVersion, curBody := s.current()
+	body := t.body()
+	if curBody != nil && bytes.Equal(body, curBody) {
+		t.Version = curVersion
 		return false, nil
 	}
-	t.Version = cur.Version + 1
-	data := t.Bytes()
+	next := curVersion
+	if vs, err := s.Versions(); err == nil && len(vs) > 0 && vs[len(vs)-1] > next {
+		next = vs[len(vs)-1]
+	}
+	next++
+	data := withVersion(body, next)
 	if err := WriteFileAtomic(s.Path, data, 0o644); err != nil {
-		t.Version = cur.Version
 		return false, err
 	}
-	if err := s.record(t.Version, data); err != nil {
-		return true, fmt.Errorf("saved version %d, but its history copy failed: %w", t.Version, err)
+	t.Version = next
+	s.last = nil
+	if info, err := os.Stat(s.Path); err == nil {
+		s.last = &savedState{info: info, version: next, body: body}
+	}
+	if err := s.record(next, data); err != nil {
+		return true, fmt.Errorf("saved version %d, but its history copy failed: %w", next, err)
 	}
 	return true, nil
+}
+
+// current returns the version and rendered content of the file on disk,
+// from memory when the file is still the one this Store last saw. A missing
+// file is version 0 with an empty body; an unreadable one is version 0 with
+// a nil body (it differs from everything).
+func (s *Store) current() (uint64, []byte) {
+	info, err := os.Stat(s.Path)
+	if err != nil {
+		s.last = nil
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, New().body()
+		}
+		return 0, nil
+	}
+	if l := s.last; l != nil && os.SameFile(info, l.info) && info.ModTime().Equal(l.info.ModTime()) && info.Size() == l.info.Size() {
+		return l.version, l.body
+	}
+	cur, err := Load(s.Path)
+	if err != nil {
+		s.last = nil
+		return 0, nil
+	}
+	body := cur.body()
+	s.last = &savedState{info: info, version: cur.Version, body: body}
+	return cur.Version, body
 }
 
 func (s *Store) historyName(v uint64) string {

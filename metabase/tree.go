@@ -3,7 +3,6 @@ package metabase
 import (
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -252,24 +251,70 @@ func (t *Tree) Clone() *Tree {
 }
 
 // CompareLocations orders Locations segment by segment, case-insensitively,
-// numeric segments by value.
+// numeric segments by value (a number sorts before a name). It does not
+// allocate.
 func CompareLocations(a, b string) int {
-	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, y := as[i], bs[i]
-		xn, xerr := strconv.Atoi(x)
-		yn, yerr := strconv.Atoi(y)
-		var c int
-		if xerr == nil && yerr == nil {
-			c = cmp.Compare(xn, yn)
-		} else {
-			c = cmp.Compare(strings.ToLower(x), strings.ToLower(y))
-		}
-		if c != 0 {
+	for {
+		x, arest, amore := strings.Cut(a, "/")
+		y, brest, bmore := strings.Cut(b, "/")
+		if c := compareSegments(x, y); c != 0 {
 			return c
 		}
+		switch {
+		case !amore && !bmore:
+			return 0
+		case !amore:
+			return -1
+		case !bmore:
+			return 1
+		}
+		a, b = arest, brest
 	}
-	return cmp.Compare(len(as), len(bs))
+}
+
+// compareSegments compares two Location segments: both numeric by value,
+// else case-insensitively.
+func compareSegments(x, y string) int {
+	xn, xok := segmentNumber(x)
+	yn, yok := segmentNumber(y)
+	if xok && yok {
+		if c := cmp.Compare(xn, yn); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y) // "01" and "1": any fixed order
+	}
+	for i := 0; i < len(x) && i < len(y); i++ {
+		cx, cy := x[i], y[i]
+		if cx >= 0x80 || cy >= 0x80 {
+			return cmp.Compare(strings.ToLower(x[i:]), strings.ToLower(y[i:]))
+		}
+		if 'A' <= cx && cx <= 'Z' {
+			cx += 'a' - 'A'
+		}
+		if 'A' <= cy && cy <= 'Z' {
+			cy += 'a' - 'A'
+		}
+		if cx != cy {
+			return cmp.Compare(cx, cy)
+		}
+	}
+	return cmp.Compare(len(x), len(y))
+}
+
+// segmentNumber reads a segment made only of decimal digits (at most 18).
+func segmentNumber(s string) (uint64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }
 
 func elementString(e *etree.Element) string {

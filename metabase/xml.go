@@ -2,7 +2,10 @@ package metabase
 
 import (
 	"bytes"
+	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -31,14 +34,19 @@ func Load(path string) (*Tree, error) {
 // bare node element such as an <IIsSmtpService> fragment. Structure errors
 // name the line (XML syntax) or the Location; values are checked by Validate.
 func Parse(b []byte) (*Tree, error) {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
 	doc := etree.NewDocument()
 	doc.ReadSettings.Permissive = false
+	doc.ReadSettings.PreserveDuplicateAttrs = true
 	if err := doc.ReadFromBytes(b); err != nil {
-		return nil, fmt.Errorf("malformed XML: %v", err)
+		return nil, syntaxError(b, err)
 	}
 	root := doc.Root()
 	if root == nil {
 		return nil, fmt.Errorf("malformed XML: no root element")
+	}
+	if len(doc.ChildElements()) > 1 {
+		return nil, syntaxError(b, fmt.Errorf("more than one root element"))
 	}
 	t := New()
 	if root.Tag != "configuration" {
@@ -146,15 +154,69 @@ func readCustom(c *etree.Element) (Property, error) {
 	return p, nil
 }
 
+// syntaxError turns a parse failure into an error naming the line: etree
+// does not say where, so the input is decoded again with encoding/xml,
+// whose syntax errors carry the line number.
+func syntaxError(b []byte, err error) error {
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	dec.Strict = true
+	depth, roots := 0, 0
+	for {
+		tok, derr := dec.Token()
+		if derr == io.EOF {
+			break
+		}
+		if derr != nil {
+			var se *xml.SyntaxError
+			if errors.As(derr, &se) {
+				return fmt.Errorf("malformed XML: line %d: %s", se.Line, se.Msg)
+			}
+			line, _ := dec.InputPos()
+			return fmt.Errorf("malformed XML: line %d: %v", line, derr)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				roots++
+				if roots > 1 {
+					line, _ := dec.InputPos()
+					return fmt.Errorf("malformed XML: line %d: a second root element", line)
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	line, _ := dec.InputPos()
+	return fmt.Errorf("malformed XML: line %d: %v", line, err)
+}
+
+// header is the start of every MetaBase.xml ds2mb writes, up to the
+// ChangeNumber's value.
+const header = "<?xml version =\"1.0\"?>\n<configuration xmlns=\"" + Namespace + "\">\n<MBProperty>\n" +
+	"<IIS_Global\tLocation =\".\"\n\t\tChangeNumber=\""
+
 // Bytes renders the tree as an IIS 6 MetaBase.xml: nodes in tree order,
 // properties as attributes in alphabetical order, Custom elements after, and
-// every element the file held that ds2mb does not read, as it was.
-func (t *Tree) Bytes() []byte {
+// every element the file held that ds2mb does not read, as it was. The
+// output is canonical: two trees with the same content render the same bytes.
+func (t *Tree) Bytes() []byte { return withVersion(t.body(), t.Version) }
+
+// withVersion joins the fixed header, a ChangeNumber and a rendered body.
+func withVersion(body []byte, version uint64) []byte {
+	v := strconv.FormatUint(version, 10)
+	out := make([]byte, 0, len(header)+len(v)+len(body))
+	out = append(out, header...)
+	out = append(out, v...)
+	return append(out, body...)
+}
+
+// body renders everything after the ChangeNumber's value: the content of
+// the tree without its version.
+func (t *Tree) body() []byte {
 	var b bytes.Buffer
 	b.Grow(256 * (len(t.nodes) + 4))
-	b.WriteString("<?xml version =\"1.0\"?>\n<configuration xmlns=\"" + Namespace + "\">\n<MBProperty>\n")
-	b.WriteString("<IIS_Global\tLocation =\".\"\n\t\tChangeNumber=\"")
-	b.WriteString(strconv.FormatUint(t.Version, 10))
 	b.WriteString("\"")
 	if t.global != nil {
 		for _, a := range t.global.Attr {
@@ -184,6 +246,10 @@ func (t *Tree) Bytes() []byte {
 	b.WriteString("</configuration>\n")
 	return b.Bytes()
 }
+
+// Equal reports whether two trees hold the same content, ignoring Version:
+// whether they render the same MetaBase.xml.
+func (t *Tree) Equal(o *Tree) bool { return bytes.Equal(t.body(), o.body()) }
 
 func writeNode(b *bytes.Buffer, n *Node) {
 	b.WriteString("<")
