@@ -154,9 +154,9 @@ func TestFullSampleRoundTrip(t *testing.T) {
 
 	// Domains: flags written symbolically or as numbers.
 	for loc, want := range map[string]uint32{
-		"/LM/SmtpSvc/1/Domain/example.com":         schema.RouteAlias,
-		"/LM/SmtpSvc/1/Domain/partner.example.org": schema.RouteDomainRelay,
-		"/LM/SmtpSvc/1/Domain/*.contoso.com":       schema.RouteSmartHost | schema.RouteSSL,
+		"/LM/SmtpSvc/1/Domain/example.com":                                             schema.RouteAlias,
+		"/LM/SmtpSvc/1/Domain/partner.example.org":                                     schema.RouteDomainRelay,
+		"/LM/SmtpSvc/1/Domain/*.contoso.com":                                           schema.RouteSmartHost | schema.RouteSSL,
 		"/LM/SmtpSvc/1/Domain/705260ab-46c4-454d-bfdd-96b9c605364c._msdcs.example.com": schema.RouteDrop,
 	} {
 		mustEffective(t, tr, loc, "RouteAction", want, FromNode)
