@@ -54,11 +54,22 @@ type Spec struct {
 	Bindings       []schema.Binding
 	Fingerprint    string // equal fingerprints: nothing changed, keep the running server
 	MaxConnections int    // 0 = unlimited
-	// New builds the go-smtp server of this virtual server, not yet serving.
-	// It is called only when the virtual server is new or its Fingerprint
-	// changed.
-	New func() (*smtp.Server, error)
+	// New builds the server of this virtual server, not yet serving. It is
+	// called only when the virtual server is new or its Fingerprint changed.
+	New func() (Server, error)
 }
+
+// Server is what the supervisor runs for one generation of one virtual
+// server; a *smtp.Server of emersion/go-smtp is one. Serve takes
+// connections from l until l is closed; Shutdown waits for the sessions
+// Serve started to end, or for ctx. Connections are closed by the
+// supervisor at the deadline.
+type Server interface {
+	Serve(l net.Listener) error
+	Shutdown(ctx context.Context) error
+}
+
+var _ Server = (*smtp.Server)(nil)
 
 // Options tune a Supervisor.
 type Options struct {
@@ -174,7 +185,7 @@ func (s *Supervisor) CountersFor(instance int) *Counters {
 // vserver is one generation of one virtual server.
 type vserver struct {
 	spec     Spec
-	srv      *smtp.Server
+	srv      Server
 	ln       *chanListener
 	counters *Counters
 	served   chan struct{} // closed when Serve returned
@@ -388,9 +399,9 @@ func (s *Supervisor) retire(v *vserver, deadline time.Duration) {
 		<-v.served
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
-		if err := v.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		if v.srv.Shutdown(ctx); ctx.Err() != nil {
 			v.closeConns()
-			s.event(Event{Kind: "drain-deadline", Instance: v.spec.Instance, Err: err})
+			s.event(Event{Kind: "drain-deadline", Instance: v.spec.Instance, Err: ctx.Err()})
 			return
 		}
 		s.event(Event{Kind: "drained", Instance: v.spec.Instance})

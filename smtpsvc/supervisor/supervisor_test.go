@@ -58,7 +58,7 @@ func binding(t *testing.T, addr string) schema.Binding {
 func spec(inst int, gen string, be smtp.Backend, bindings ...schema.Binding) Spec {
 	return Spec{
 		Instance: inst, AutoStart: true, Bindings: bindings, Fingerprint: gen,
-		New: func() (*smtp.Server, error) {
+		New: func() (Server, error) {
 			s := smtp.NewServer(be)
 			s.Domain = gen
 			s.ErrorLog = discardLogger{}
@@ -255,7 +255,7 @@ func TestUnchangedFingerprintKeepsServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := spec(1, "same", be, binding(t, a))
-	sp.New = func() (*smtp.Server, error) { return nil, errors.New("must not be rebuilt") }
+	sp.New = func() (Server, error) { return nil, errors.New("must not be rebuilt") }
 	res, err := s.Apply(2, []Spec{sp})
 	if err != nil {
 		t.Fatal(err)
