@@ -38,7 +38,7 @@ type Property struct {
 	Default  string  // default in text form; "" = none
 	Unit     string  // unit of the metabase value ("seconds", "bytes", …)
 
-	Min, Max uint32   // DWORD range, when HasRange
+	Min, Max uint32   // DWORD range, when HasRange; for Flags, Max is the mask of the known bits
 	HasRange bool     // Min and Max apply
 	Symbols  []Symbol // flag or enum names accepted in text form
 	Flags    bool     // Symbols are OR-able flag bits (else an enum)
@@ -57,7 +57,8 @@ type Attribute struct {
 	Multi       bool
 	GUID        string // AD schemaIDGUID; "" = derived from the name
 	RangeUpper  int    // AD rangeUpper; 0 = none
-	Description string
+	LinkID      int    // AD linkID of a linked attribute (odd = back-link, computed by AD); 0 = not linked
+	Description string // what it holds and where it goes; adminDescription in the AD schema
 }
 
 // UserType names used in the catalogue.
@@ -98,6 +99,14 @@ func str(name string, id uint32, nodes NodeSet, attr string, g Grade, f Format) 
 }
 
 func noted(p Property, note string) Property { p.Note = note; return p }
+
+func fileUT(p Property) Property { p.UserType = UTFile; return p }
+
+// Notes shared by several entries.
+const (
+	timeoutNote   = "ASSUMPTION(U, REFERENCE.md 1.3): unit unsourced, taken as seconds like ConnectionTimeout; 0 = no timeout of its own, ConnectionTimeout applies"
+	bindingIDNote = "ASSUMPTION(U, REFERENCE.md 5.7): property IDs under binding keys are unsourced, private ID used"
+)
 
 // AuthFlags bits (REFERENCE.md §1.4).
 const (
@@ -172,7 +181,7 @@ const DefaultPriority = 24575
 // unless the note says otherwise; every choice is listed in README's
 // configuration reference, generated from this table.
 var properties = []Property{
-	noted(ranged(dword("ConnectionTimeout", 1013, "600", svcServer, "msExchIncomingConnectionTimeout", GradeU, "seconds"), 1, 0xFFFFFFFF),
+	noted(ranged(dword("ConnectionTimeout", 1013, "600", svcServer, "msExchIncomingConnectionTimeout", GradeN, "seconds"), 1, 0xFFFFFFFF),
 		"ASSUMPTION(U, REFERENCE.md 2.3): directory value copied verbatim as seconds; default 600 from Exchange's sample MetaBase.xml (IIS schema says 900, KB 321757 says 1500)"),
 	noted(dword("MaxConnections", 1014, "2000000000", svcServer, "msExchMaxIncomingConnections", GradeN, "connections"),
 		"default 2000000000, Exchange's 'unlimited'; 0 also means unlimited"),
@@ -183,7 +192,8 @@ var properties = []Property{
 		Note: "default \":25:\" (KB 321757); IIS's schema has none"},
 	{Name: "SecureBindings", ID: 2021, Type: MULTISZ, UserType: UTServer, Nodes: serverOnly,
 		Format: FormatSecureBindings, Attribute: "msExchSecureBindings", Grade: GradeN},
-	ranged(dword("LogType", 4000, "1", svcServer, "msExchLogType", GradeN, ""), 0, 1),
+	noted(ranged(dword("LogType", 4000, "1", svcServer, "msExchLogType", GradeN, ""), 0, 1),
+		"0 off, 1 on; default 1 is IIS's (Exchange writes 0 to the directory, KB 321757)"),
 	{Name: "LogFileDirectory", ID: 4001, Type: EXPANDSZ, UserType: UTServer, Inherit: true, Nodes: svcServer, Grade: GradeD,
 		Note: "no default: protocol logging is off until a directory is set"},
 	noted(ranged(dword("LogFilePeriod", 4003, "1", svcServer, "", GradeD, ""), 0, 4), "0 size, 1 daily, 2 weekly, 3 monthly, 4 hourly"),
@@ -191,7 +201,8 @@ var properties = []Property{
 		"ASSUMPTION(U, REFERENCE.md 1.3): ID 4004 (generic IIS MD_LOGFILE_TRUNCATE_SIZE) unsourced"),
 	{Name: "AuthFlags", ID: 6000, Type: DWORD, UserType: UTFile, Inherit: true, Nodes: svcServer, Default: "AuthAnonymous",
 		Symbols: []Symbol{{"AuthAnonymous", AuthAnonymous}, {"AuthBasic", AuthBasic}, {"AuthNTLM", AuthNTLM}, {"AuthMD5", 0x10}, {"AuthPassport", 0x40}},
-		Flags:   true, HasRange: true, Max: 0x57, Attribute: "msExchAuthenticationFlags", Grade: GradeN},
+		Flags:   true, HasRange: true, Max: 0x57, Attribute: "msExchAuthenticationFlags", Grade: GradeN,
+		Note: "default AuthAnonymous (IIS); Exchange writes 7 = AuthAnonymous | AuthBasic | AuthNTLM. User type IIS_MD_UT_FILE (IIS SDK); Exchange's sample MetaBase.xml writes IIS_MD_UT_SERVER in its Custom element"},
 	{Name: "IPSecurity", ID: 6019, Type: BINARY, UserType: UTFile, Inherit: true, Nodes: svcServer,
 		Format: FormatIPSecList, Attribute: "msExchIPSecurity", Grade: GradeN},
 	{Name: "AccessSSLFlags", ID: 6030, Type: DWORD, UserType: UTFile, Inherit: true, Nodes: svcServer, Default: "0",
@@ -200,7 +211,7 @@ var properties = []Property{
 	noted(str("NTAuthenticationProviders", 6032, svcServer, "msExchNTAuthenticationProviders", GradeU, FormatNone),
 		"ASSUMPTION(U, REFERENCE.md 2.2): ID 6032 unsourced"),
 	dword("SmtpCommandLogMask", 36864, "", svcServer, "", GradeD, ""),
-	noted(dword("MaxBatchedMessages", 36871, "0", svcServer, "msExchSmtpMaxOutboundMsgPerDomain", GradeG, "messages"),
+	noted(fileUT(dword("MaxBatchedMessages", 36871, "0", svcServer, "msExchSmtpMaxOutboundMsgPerDomain", GradeG, "messages")),
 		"ASSUMPTION(G, REFERENCE.md 2.2): pairing with msExchSmtpMaxOutboundMsgPerDomain guessed from the UI text; 0 = no limit"),
 	dword("MaxMailObjects", 36873, "4294967295", svcServer, "", GradeD, ""),
 	str("QueueDirectory", 36875, svcServer, "msExchSmtpQueueDirectory", GradeN, FormatNone),
@@ -210,11 +221,12 @@ var properties = []Property{
 	noted(ranged(dword("HopCount", 36886, "15", svcServer, "msExchSmtpMaxHopCount", GradeD, "hops"), 1, 256),
 		"default 15 (Exchange 2000 and the observed IIS value; IIS schema says 10, ExBPA 30 for Exchange 2003)"),
 	dword("MaxSmtpErrors", 36887, "4294967295", svcServer, "", GradeD, "errors"),
-	noted(dword("MaxMessageSize", 36891, "33554432", svcServer, "msExchSmtpMaxMessageSize", GradeU, "bytes"),
+	noted(dword("MaxMessageSize", 36891, "33554432", svcServer, "msExchSmtpMaxMessageSize", GradeN, "bytes"),
 		"ASSUMPTION(U, REFERENCE.md 2.3): directory value taken as bytes, verbatim as DS2MB copies; 0 = no limit; default is IIS 6's schema value"),
 	noted(dword("MaxSessionSize", 36892, "268435456", svcServer, "msExchSmtpMaxSessionSize", GradeD, "bytes"),
-		"ASSUMPTION(U, REFERENCE.md 2.3): directory value taken as bytes; 0 = no limit"),
-	dword("MaxOutConnections", 36894, "1000", svcServer, "msExchSmtpMaxOutgoingConnections", GradeN, "connections"),
+		"ASSUMPTION(U, REFERENCE.md 2.3): directory value taken as bytes, verbatim as DS2MB copies (Exchange's Chinese transport guide, seeds/004, calls it KB); 0 = no limit; default is IIS 6's schema value"),
+	noted(dword("MaxOutConnections", 36894, "1000", svcServer, "msExchSmtpMaxOutgoingConnections", GradeN, "connections"),
+		"default 1000 (Exchange, in both stores); IIS's schema says 0"),
 	noted(ranged(dword("MaxRecipients", 36895, "100", svcServer, "msExchSmtpMaxRecipients", GradeN, "recipients"), 1, 0xFFFFFFFF),
 		"default 100 (IIS); Exchange writes 64000 to the directory"),
 	dword("LocalRetryAttempts", 36896, "48", svcServer, "", GradeD, ""),
@@ -236,10 +248,12 @@ var properties = []Property{
 	dword("EtrnDays", 36918, "0", svcServer, "", GradeD, "days"),
 	{Name: "LocalDomains", ID: 36919, Type: MULTISZ, UserType: UTServer, Inherit: true, Nodes: svcServer, Grade: GradeD},
 	{Name: "DomainRouting", ID: 36920, Type: MULTISZ, UserType: UTServer, Inherit: true, Nodes: svcServer, Grade: GradeD},
-	dword("RemoteTimeout", 36921, "600", svcServer, "msExchSmtpOutgoingConnectionTimeout", GradeN, "seconds"),
+	noted(dword("RemoteTimeout", 36921, "600", svcServer, "msExchSmtpOutgoingConnectionTimeout", GradeN, "seconds"),
+		"default 600 (Exchange, in both stores; the UI shows 10 minutes); IIS's schema says 0"),
 	noted(str("SendBadTo", 36923, svcServer, "msExchSmtpSendBadmailTo", GradeN, FormatAddress),
 		"treated as INHERIT (IIS 6 SDK page), though the WS2003 page says NO_ATTRIBUTES"),
-	dword("MaxOutConnectionsPerDomain", 36925, "100", svcServer, "msExchSmtpMaxOutgoingConnectionsPerDomain", GradeN, "connections"),
+	noted(dword("MaxOutConnectionsPerDomain", 36925, "100", svcServer, "msExchSmtpMaxOutgoingConnectionsPerDomain", GradeN, "connections"),
+		"default 100 (Exchange; 10 on SBS); IIS's schema says 0"),
 	boolProp("LimitRemoteConnections", 36926, "FALSE", svcServer, "", GradeD, ""),
 	noted(ranged(dword("RemoteSmtpSecurePort", 36929, "465", svcServer, "msExchSmtpOutgoingSecurePort", GradeG, ""), 1, 65535),
 		"ASSUMPTION(G, REFERENCE.md 2.2): documented as obsolete"),
@@ -249,11 +263,15 @@ var properties = []Property{
 		Note: "ASSUMPTION(G, REFERENCE.md 1.4): bit values from a community table"},
 	noted(str("RouteActionString", 36947, domainOnly, "", GradeG, FormatNone),
 		"ASSUMPTION(G, REFERENCE.md 1.5): smart host for SMTP_SMARTHOST, drop folder for SMTP_DROP"),
-	str("RouteUserName", 36948, svcServerDomain, "", GradeG, FormatNone),
-	{Name: "RoutePassword", ID: 36949, Type: STRING, UserType: UTServer, Inherit: true, Secure: true, Nodes: svcServerDomain, Grade: GradeG},
+	noted(str("RouteUserName", 36948, svcServerDomain, "", GradeD, FormatNone),
+		"not replicated: its pairing with msExchSmtpOutboundSecurityUserName is G (REFERENCE.md 2.2)"),
+	{Name: "RoutePassword", ID: 36949, Type: STRING, UserType: UTServer, Inherit: true, Secure: true, Nodes: svcServerDomain, Grade: GradeD,
+		Note: "SECURE; not replicated: its pairing with msExchSmtpOutboundSecurityPassword is G (REFERENCE.md 2.2)"},
 	dword("SmtpMaxRemoteQThreads", 36964, "4294967295", svcServer, "", GradeD, ""),
-	{Name: "AuthTurnList", ID: 36966, Type: MULTISZ, UserType: UTServer, Inherit: true, Nodes: domainOnly, Grade: GradeG},
-	str("CSideEtrnDomains", 36968, domainOnly, "", GradeG, FormatNone),
+	{Name: "AuthTurnList", ID: 36966, Type: MULTISZ, UserType: UTServer, Inherit: true, Nodes: domainOnly, Grade: GradeD,
+		Note: "not replicated: its pairing with msExchSmtpAuthorizedTRNAccounts is G (REFERENCE.md 2.2)"},
+	noted(str("CSideEtrnDomains", 36968, domainOnly, "", GradeD, FormatNone),
+		"not replicated: its pairing with msExchRoutingETRNDomains is G (REFERENCE.md 2.2)"),
 	{Name: "RelayIpList", ID: 36970, Type: BINARY, UserType: UTFile, Inherit: true, Nodes: svcServerDomain,
 		Format: FormatIPSecList, Attribute: "msExchSmtpRelayIpList", Grade: GradeN,
 		Note: "copied verbatim from the directory; the worker reads the single-host grant layout (REFERENCE.md §4, G) and denies relay on anything else"},
@@ -266,21 +284,21 @@ var properties = []Property{
 	dword("SmtpRemoteRetryThreshold", 36995, "3", svcServer, "", GradeD, ""),
 	{Name: "SmtpRemoteProgressiveRetry", ID: 36996, Type: STRING, UserType: UTServer, Inherit: true, Nodes: svcServer,
 		Default: "15,30,60,240", Format: FormatRetryList, Attribute: "msExchSmtpRemoteQueueRetries", Grade: GradeN, Unit: "minutes",
-		Note: "default is IIS's 15,30,60,240; Exchange's directory default is unsourced (U)"},
+		Note: "ASSUMPTION(U, REFERENCE.md 2.3): default is IIS's 15,30,60,240; Exchange's directory default is unsourced (10,10,10,15 is often quoted)"},
 	dword("SmtpUseTcpDns", 36997, "4294967295", svcServer, "", GradeD, ""),
 	noted(dword("SmtpInboundCommandSupportOptions", 36998, "7697601", svcServer, "msExchSmtpInboundCommandSupportOptions", GradeN, ""),
 		"bits DSN 0x40, CHUNKING 0x100000, BINARYMIME 0x200000, 8BITMIME 0x400000 (secondary source); other bits U and ignored"),
 	dword("SmtpOutboundCommandSupportOptions", 36999, "7697601", svcServer, "", GradeD, ""),
-	dword("SmtpConnectTimeout", 37001, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpMailFromTimeout", 37002, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpRcptToTimeout", 37003, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpDataTimeout", 37004, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpBdatTimeout", 37005, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpAuthTimeout", 37006, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpSaslTimeout", 37007, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpTurnTimeout", 37009, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpRsetTimeout", 37010, "0", svcServer, "", GradeD, "seconds"),
-	dword("SmtpHeloTimeout", 37012, "0", svcServer, "", GradeD, "seconds"),
+	noted(dword("SmtpConnectTimeout", 37001, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpMailFromTimeout", 37002, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpRcptToTimeout", 37003, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpDataTimeout", 37004, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpBdatTimeout", 37005, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpAuthTimeout", 37006, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpSaslTimeout", 37007, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpTurnTimeout", 37009, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpRsetTimeout", 37010, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
+	noted(dword("SmtpHeloTimeout", 37012, "0", svcServer, "", GradeD, "seconds"), timeoutNote),
 	noted(dword("SmtpLocalDelayExpireMinutes", 37017, "720", svcServer, "msExchSmtpLocalQueueDelayNotification", GradeN, "minutes"),
 		"default 720 (Exchange; IIS's schema says 60)"),
 	dword("SmtpLocalNDRExpireMinutes", 37018, "2880", svcServer, "msExchSmtpLocalQueueExpirationTimeout", GradeN, "minutes"),
@@ -298,22 +316,26 @@ var properties = []Property{
 		"ASSUMPTION(U, REFERENCE.md 1.3): metabase ID unsourced; default is the host's name"),
 	noted(str("SendNdrTo", privateIDBase+3, svcServer, "msExchSmtpSendNDRTo", GradeU, FormatAddress),
 		"ASSUMPTION(U, REFERENCE.md 1.3): metabase ID unsourced"),
-	noted(str("PostmasterName", privateIDBase+4, svcServer, "", GradeU, FormatNone), "ASSUMPTION(U): metabase ID unsourced"),
+	noted(str("PostmasterName", privateIDBase+4, svcServer, "", GradeU, FormatNone), "ASSUMPTION(U, REFERENCE.md 1.3): metabase ID unsourced, private ID used"),
 	noted(str("SslCertificateFile", privateIDBase+5, svcServer, "", GradeU, FormatNone),
-		"ds2mb extension: PEM certificate chain; STARTTLS is offered when it and SslKeyFile are set"),
-	noted(str("SslKeyFile", privateIDBase+6, svcServer, "", GradeU, FormatNone), "ds2mb extension: PEM private key for SslCertificateFile"),
+		"ASSUMPTION(U, REFERENCE.md 6): ds2mb extension with a private ID (IIS keeps certificates outside the metabase): PEM certificate chain; STARTTLS is offered when it and SslKeyFile are set"),
+	noted(str("SslKeyFile", privateIDBase+6, svcServer, "", GradeU, FormatNone),
+		"ASSUMPTION(U, REFERENCE.md 6): ds2mb extension with a private ID: PEM private key for SslCertificateFile"),
 
 	// Event bindings (DESIGN.md "Event sinks"; REFERENCE.md §5.7). IDs unsourced.
-	{Name: "DisplayName", ID: privateIDBase + 0x20, Type: STRING, UserType: UTServer, Nodes: Of(NodeBinding), Grade: GradeU, Attribute: "adminDisplayName"},
-	{Name: "SinkClass", ID: privateIDBase + 0x21, Type: STRING, UserType: UTServer, Nodes: Of(NodeBinding), Grade: GradeU, Attribute: "ds2mbSinkClass"},
+	{Name: "DisplayName", ID: privateIDBase + 0x20, Type: STRING, UserType: UTServer, Nodes: Of(NodeBinding), Grade: GradeU, Attribute: "adminDisplayName",
+		Note: bindingIDNote},
+	{Name: "SinkClass", ID: privateIDBase + 0x21, Type: STRING, UserType: UTServer, Nodes: Of(NodeBinding), Grade: GradeU, Attribute: "ds2mbSinkClass",
+		Note: bindingIDNote + "; the Go sink type registered under this name (a ProgID in IIS)"},
 	{Name: "Enabled", ID: privateIDBase + 0x22, Type: DWORD, Bool: true, UserType: UTServer, Nodes: Of(NodeBinding), Default: "TRUE",
-		HasRange: true, Max: 1, Grade: GradeU, Attribute: "ds2mbBindingEnabled"},
+		HasRange: true, Max: 1, Grade: GradeU, Attribute: "ds2mbBindingEnabled", Note: bindingIDNote},
 	{Name: "MaxFirings", ID: privateIDBase + 0x23, Type: DWORD, UserType: UTServer, Nodes: Of(NodeBinding), Default: "0", Grade: GradeU,
-		Attribute: "ds2mbMaxFirings", Note: "0 = no limit"},
+		Attribute: "ds2mbMaxFirings", Note: bindingIDNote + "; 0 = no limit"},
 	{Name: "Priority", ID: privateIDBase + 0x24, Type: DWORD, UserType: UTServer, Nodes: Of(NodeBindingSource), Default: strconv.Itoa(DefaultPriority),
-		HasRange: true, Max: 32767, Grade: GradeD, Attribute: "ds2mbPriority", Note: "0 highest … 32767 lowest"},
-	{Name: "Rule", ID: privateIDBase + 0x25, Type: STRING, UserType: UTServer, Nodes: Of(NodeBindingSource), Format: FormatRule, Grade: GradeD,
-		Attribute: "ds2mbRule"},
+		HasRange: true, Max: 32767, Grade: GradeU, Attribute: "ds2mbPriority",
+		Note: bindingIDNote + "; 0 highest … 32767 lowest, default 24575 (smtpreg.vbs, REFERENCE.md 5.3)"},
+	{Name: "Rule", ID: privateIDBase + 0x25, Type: STRING, UserType: UTServer, Nodes: Of(NodeBindingSource), Format: FormatRule, Grade: GradeU,
+		Attribute: "ds2mbRule", Note: bindingIDNote + "; ASSUMPTION(U, REFERENCE.md 5.4): clauses joined by ';' are ANDed, patterns of one command joined by ',' are ORed"},
 }
 
 var (
@@ -403,10 +425,12 @@ func (p *Property) Check(v Value) error {
 	if v.Type != p.Type {
 		return fmt.Errorf("type %v, want %v", v.Type, p.Type)
 	}
-	if p.HasRange && (v.DWord < p.Min || v.DWord > p.Max) {
-		if p.Flags {
-			return fmt.Errorf("%d (0x%x) sets unknown flag bits (known: 0x%x)", v.DWord, v.DWord, p.Max)
+	if p.HasRange && p.Flags {
+		// Max is the mask of the known bits.
+		if unknown := v.DWord &^ p.Max; unknown != 0 {
+			return fmt.Errorf("%d (0x%x) sets unknown flag bits 0x%x (known: 0x%x)", v.DWord, v.DWord, unknown, p.Max)
 		}
+	} else if p.HasRange && (v.DWord < p.Min || v.DWord > p.Max) {
 		return fmt.Errorf("%d is out of range %d–%d", v.DWord, p.Min, p.Max)
 	}
 	return CheckFormat(p.Format, v)

@@ -46,11 +46,12 @@ type Syntax int
 
 // Directory attribute syntaxes, with their Active Directory attributeSyntax in comments.
 const (
-	SyntaxInteger Syntax = iota + 1 // 2.5.5.9
-	SyntaxString                    // 2.5.5.12 Unicode string
-	SyntaxBoolean                   // 2.5.5.8
-	SyntaxOctet                     // 2.5.5.10
-	SyntaxDN                        // 2.5.5.1
+	SyntaxInteger  Syntax = iota + 1 // 2.5.5.9
+	SyntaxString                     // 2.5.5.12 Unicode string
+	SyntaxBoolean                    // 2.5.5.8
+	SyntaxOctet                      // 2.5.5.10
+	SyntaxDN                         // 2.5.5.1
+	SyntaxCIString                   // 2.5.5.4 case-insensitive (Teletex) string; Directory String in OpenLDAP
 )
 
 // LDAPOID returns the RFC 4517 syntax OID used in the OpenLDAP schema.
@@ -80,6 +81,8 @@ func (s Syntax) ADSyntax() (attributeSyntax string, oMSyntax int) {
 		return "2.5.5.10", 4
 	case SyntaxDN:
 		return "2.5.5.1", 127
+	case SyntaxCIString:
+		return "2.5.5.4", 20
 	default:
 		return "2.5.5.12", 64
 	}

@@ -8,7 +8,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -25,6 +27,20 @@ type output struct {
 // outputs is every file generated from the catalogue.
 var outputs = []output{
 	{"deploy/openldap/exchange.schema", schema.OpenLDAPSchema},
+	{"deploy/ad/exchange-schema.ldif", schema.ADSchemaLDIF},
+	{"deploy/mbschema/MBSchema.xml", schema.MBSchemaXML},
+}
+
+// splice is a hand-written file with a generated section: edit returns the
+// file with that section brought up to date.
+type splice struct {
+	path string
+	edit func([]byte) ([]byte, error)
+}
+
+// splices is every file with a section generated from the catalogue.
+var splices = []splice{
+	{"README.md", schema.SpliceConfigReference}, // configuration reference between its markers
 }
 
 func main() {
@@ -55,6 +71,28 @@ func run(root string) error {
 			return err
 		}
 		fmt.Println("wrote", o.path)
+	}
+	for _, sp := range splices {
+		p := filepath.Join(root, filepath.FromSlash(sp.path))
+		old, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Println("skipped", sp.path, "(missing)")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data, err := sp.edit(old)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sp.path, err)
+		}
+		if bytes.Equal(old, data) {
+			continue
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return err
+		}
+		fmt.Println("updated", sp.path)
 	}
 	return nil
 }
