@@ -72,6 +72,7 @@ var (
 	svcServerDomain = Of(NodeService, NodeServer, NodeDomain)
 	serverOnly      = Of(NodeServer)
 	domainOnly      = Of(NodeDomain)
+	routingSources  = Of(NodeRoutingSources)
 	// PrivateIDBase starts the block of IDs this project assigns to
 	// properties whose IIS ID is unsourced (REFERENCE.md §9). IIS leaves
 	// 61440 and above unused by the SMTP service.
@@ -101,6 +102,14 @@ func str(name string, id uint32, nodes NodeSet, attr string, g Grade, f Format) 
 func noted(p Property, note string) Property { p.Note = note; return p }
 
 func fileUT(p Property) Property { p.UserType = UTFile; return p }
+
+func routing(p Property, def string) Property {
+	if def != "" {
+		p.Default = def
+	}
+	p.Note = "obsolete LDAP routing source setting; not replicated"
+	return p
+}
 
 // Notes shared by several entries.
 const (
@@ -308,6 +317,20 @@ var properties = []Property{
 	dword("SmtpDSNLanguageID", 37022, "", svcServer, "", GradeD, ""),
 	boolProp("SmtpDotStuffPickupDirFiles", 37030, "TRUE", svcServer, "", GradeD, ""),
 	dword("SmtpIpRestrictionFlag", 37031, "0", svcServer, "", GradeD, ""),
+	noted(str("SmtpServer", 45059, svcServer, "", GradeD, FormatNone), "NNTP's server for mail to moderators; kept, unused by the SMTP worker"),
+
+	// RoutingSources (/LM/SmtpSvc/N/RoutingSources): obsolete LDAP routing
+	// settings, known so that a MetaBase.xml holding them validates. Not
+	// replicated: their msExchSmtpDs*/msExchSmtpLdap* attributes live on
+	// protocolCfgSMTPRoutingSources objects, which ds2mb does not read.
+	routing(str("SmtpRoutingTableType", 36950, routingSources, "", GradeD, FormatNone), "ldap"),
+	routing(str("SmtpDsDataDirectory", 36951, routingSources, "", GradeD, FormatNone), ""),
+	routing(str("SmtpDsDefaultMailRoot", 36952, routingSources, "", GradeD, FormatNone), ""),
+	routing(str("SmtpDsAccount", 36957, routingSources, "", GradeD, FormatNone), ""),
+	routing(str("SmtpDsDomain", 36993, routingSources, "", GradeD, FormatNone), ""),
+	routing(dword("SmtpDsUseCat", 36994, "", routingSources, "", GradeD, ""), ""),
+	routing(dword("SmtpDsPort", 37023, "0", routingSources, "", GradeD, ""), ""),
+	routing(dword("SmtpDsFlags", 37024, "0", routingSources, "", GradeD, ""), ""),
 
 	// Properties whose IIS ID is unsourced get IDs from our private block.
 	boolProp("EnableReverseDnsLookup", privateIDBase+1, "FALSE", svcServer, "msExchSmtpPerformReverseDnsLookup", GradeU,
