@@ -1,0 +1,205 @@
+// Command ds2mb replicates one server's SMTP configuration one way from an
+// LDAP directory into an IIS 6-style MetaBase.xml: the analogue of Exchange
+// 2003's DS2MB (Metabase Update service).
+//
+//	ds2mb --ldap-url ldap://127.0.0.1:3389 --bind-dn cn=admin,dc=example,dc=com \
+//	      --bind-password-file FILE --base-dn cn=Configuration,dc=example,dc=com \
+//	      --server SERVER01 --metabase /var/lib/ds2mb/MetaBase.xml \
+//	      [--mode auto|syncrepl|poll] [--poll-interval 1s] [--once] \
+//	      [--ca-file ca.pem] [--starttls] [--log-level info]
+//
+// The password comes from --bind-password-file or the DS2MB_BIND_PASSWORD
+// environment variable, never from the command line. With --once it
+// replicates and exits; otherwise it follows the directory until SIGINT or
+// SIGTERM. Events are logged with log/slog (see replicator/events.go).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ds2mb/ds2mb/replicator"
+	"github.com/ds2mb/ds2mb/replicator/source"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ds2mb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ldapURL := fs.String("ldap-url", "ldap://127.0.0.1:389", "directory URL (ldap:// or ldaps://)")
+	bindDN := fs.String("bind-dn", "", "DN to bind as (empty: anonymous)")
+	pwFile := fs.String("bind-password-file", "", "file holding the bind password (else $DS2MB_BIND_PASSWORD)")
+	baseDN := fs.String("base-dn", "", "configuration base DN, e.g. cn=Configuration,dc=example,dc=com")
+	searchBase := fs.String("search-base", "", "search base (default: cn=Microsoft Exchange,cn=Services,<base-dn>)")
+	server := fs.String("server", "", "the server whose SMTP configuration is replicated, e.g. SERVER01")
+	mbPath := fs.String("metabase", "", "path of MetaBase.xml")
+	mode := fs.String("mode", "auto", "auto (syncrepl when the root DSE offers it, else poll), syncrepl or poll")
+	pollInterval := fs.Duration("poll-interval", time.Second, "interval between polls in poll mode")
+	once := fs.Bool("once", false, "replicate once and exit")
+	caFile := fs.String("ca-file", "", "PEM CA certificates for ldaps:// and --starttls")
+	startTLS := fs.Bool("starttls", false, "upgrade the ldap:// connection with StartTLS")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stderr, "ds2mb", version)
+		return 0
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "ds2mb: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	fail := func(format string, a ...any) int {
+		log.Error(fmt.Sprintf(format, a...))
+		return 1
+	}
+	if *baseDN == "" || *server == "" || *mbPath == "" {
+		fmt.Fprintln(stderr, "ds2mb: --base-dn, --server and --metabase are required")
+		fs.Usage()
+		return 2
+	}
+	password, err := readPassword(*pwFile)
+	if err != nil {
+		return fail("bind password: %v", err)
+	}
+	cfg := source.Config{URL: *ldapURL, BindDN: *bindDN, Password: password, StartTLS: *startTLS, Once: *once,
+		BaseDN: *searchBase}
+	if cfg.BaseDN == "" {
+		cfg.BaseDN = source.SearchBase(*baseDN)
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fail("--ca-file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fail("--ca-file %s: no PEM certificate in it", *caFile)
+		}
+		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := *mode
+	if m == "auto" {
+		ok, err := detect(ctx, &cfg, log)
+		if err != nil {
+			return fail("mode auto: %v", err)
+		}
+		m = "poll"
+		if ok {
+			m = "syncrepl"
+		}
+		log.Info("mode chosen", "mode", m)
+	}
+	var src replicator.Source
+	switch m {
+	case "syncrepl":
+		src = source.NewSyncrepl(cfg)
+	case "poll":
+		src = source.NewPoll(cfg, *pollInterval)
+	default:
+		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl or poll\n", *mode)
+		return 2
+	}
+	r, err := replicator.New(replicator.Options{Metabase: *mbPath, Server: *server, Base: *baseDN, Source: src,
+		Events: func(e replicator.Event) { logEvent(log, e) }})
+	if err != nil {
+		return fail("%v", err)
+	}
+	if err := r.Run(ctx); err != nil {
+		return fail("%v", err)
+	}
+	st := r.Stats()
+	log.Info("exiting", "saves", st.Saves, "objects", st.Objects)
+	return 0
+}
+
+// detect asks the root DSE for syncrepl, retrying while the directory is
+// unreachable (the daemon may start before it).
+func detect(ctx context.Context, cfg *source.Config, log *slog.Logger) (bool, error) {
+	delay := 100 * time.Millisecond
+	for {
+		ok, err := source.SupportsSyncrepl(cfg)
+		if err == nil {
+			return ok, nil
+		}
+		if cfg.Once {
+			return false, err
+		}
+		log.Warn("cannot read the root DSE; retrying", "reason", err.Error())
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func readPassword(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if pw, ok := os.LookupEnv("DS2MB_BIND_PASSWORD"); ok {
+		return pw, nil
+	}
+	return "", errors.New("give --bind-password-file or set DS2MB_BIND_PASSWORD (empty for anonymous)")
+}
+
+func logEvent(log *slog.Logger, e replicator.Event) {
+	level := slog.LevelInfo
+	switch e.Severity {
+	case replicator.SevDebug:
+		level = slog.LevelDebug
+	case replicator.SevWarning:
+		level = slog.LevelWarn
+	case replicator.SevError:
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{slog.Int("event", int(e.ID))}
+	add := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
+		}
+	}
+	add("dn", e.DN)
+	add("attribute", e.Attribute)
+	add("value", e.Value)
+	add("location", e.Location)
+	add("property", e.Property)
+	add("old", e.Old)
+	add("new", e.New)
+	add("reason", e.Reason)
+	if e.Count != 0 {
+		attrs = append(attrs, slog.Int("count", e.Count))
+	}
+	log.LogAttrs(context.Background(), level, e.Message, attrs...)
+}
