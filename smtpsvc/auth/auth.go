@@ -23,6 +23,3 @@ var ErrBadCredentials = errors.New("authentication credentials invalid")
 type Checker interface {
 	Check(ctx context.Context, username, password string) error
 }
-
-// Limiter rate-limits failed authentication attempts per client address.
-type Limiter struct{}

@@ -699,6 +699,11 @@ func (c *Conn) handleRcpt(arg string) {
 		return
 	}
 
+	if c.server.RejectSourceRoutes && strings.HasPrefix(strings.TrimLeft(strings.TrimSpace(arg), "<"), "@") {
+		c.writeResponse(550, EnhancedCode{5, 7, 1}, "Source routes are not accepted")
+		return
+	}
+
 	p := parser{s: strings.TrimSpace(arg)}
 	recipient, err := p.parsePath()
 	if err != nil {

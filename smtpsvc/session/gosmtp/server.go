@@ -96,6 +96,10 @@ type Server struct {
 	DisablePIPELINING bool
 	DisableCHUNKING   bool
 	Disable8BITMIME   bool
+	// RejectSourceRoutes refuses a RCPT path with a source route
+	// ("<@a,@b:user@c>") with 550 5.7.1 instead of silently dropping the
+	// route.
+	RejectSourceRoutes bool
 
 	wg   sync.WaitGroup
 	done chan struct{}

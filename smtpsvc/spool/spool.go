@@ -1,0 +1,336 @@
+// Package spool writes accepted mail durably into a virtual server's
+// QueueDirectory, one file per message, before the server says 250.
+//
+// # Format
+//
+// A spool file is named "<id>.eml", where id is unique within the folder
+// (time, process and a counter: "19b2c4e1a0f3c000-1f4a-000001"). It holds an
+// envelope block, an empty line, then the message exactly as the server
+// stores it (its own Received header first, then the data as received, with
+// CRLF line ends):
+//
+//	X-DS2MB-Envelope-From: <sender@example.org> BODY=8BITMIME RET=HDRS ENVID=abc
+//	X-DS2MB-Envelope-To: <rcpt1@example.com> NOTIFY=FAILURE ORCPT=rfc822;rcpt1@example.com
+//	X-DS2MB-Envelope-To: <rcpt2@example.com>
+//	X-DS2MB-Client: [192.0.2.7] helo=client.example.org ptr=client.example.org auth=alice
+//	X-DS2MB-Received-At: 2026-11-26T01:02:03.456789Z
+//	X-DS2MB-Instance: 1
+//
+//	Received: from client.example.org ([192.0.2.7]) by mail.example.com ...
+//	...message...
+//
+// Envelope lines end in CRLF; the sender is "<>" for a null reverse path; one
+// X-DS2MB-Envelope-To line per recipient, in RCPT order. ESMTP parameters
+// follow the address, space-separated, in their SMTP form (xtext values as
+// received). Read parses the envelope block back.
+//
+// # Durability
+//
+// A message is written to ".tmp-<id>" in the same folder with one write
+// (buffered), the file is fsynced, renamed to "<id>.eml" and the folder is
+// fsynced; only then does Commit return. Files whose name starts with ".tmp-"
+// are incomplete and are never delivered (a crash leaves them behind; Open
+// removes the ones older than an hour). Concurrent commits share folder
+// fsyncs: a commit waits for a folder fsync that started after its rename.
+package spool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Envelope is the SMTP envelope of a spooled message.
+type Envelope struct {
+	From       string   // reverse path without brackets; "" = null sender
+	FromParams string   // MAIL parameters, SMTP form ("BODY=8BITMIME RET=HDRS")
+	To         []string // recipients in RCPT order
+	ToParams   []string // RCPT parameters per recipient (may be shorter than To)
+	Client     string   // X-DS2MB-Client value
+	ReceivedAt time.Time
+	Instance   int // virtual server
+}
+
+// Spool is one queue folder.
+type Spool struct {
+	dir    string
+	dirf   *os.File
+	prefix string // process-unique part of ids
+	seq    atomic.Uint64
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	started uint64 // folder fsyncs started
+	done    uint64 // folder fsyncs finished
+	running bool
+	lastErr error
+}
+
+var bufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// Open opens (creating it if needed) a queue folder, and removes temporary
+// files older than an hour.
+func Open(dir string) (*Spool, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	s := &Spool{dir: dir, dirf: f,
+		prefix: strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + strconv.FormatInt(int64(os.Getpid()), 16)}
+	s.cond = sync.NewCond(&s.mu)
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+					os.Remove(filepath.Join(dir, e.Name()))
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// Dir is the queue folder.
+func (s *Spool) Dir() string { return s.dir }
+
+// Close releases the folder handle. Messages in progress must be finished first.
+func (s *Spool) Close() error { return s.dirf.Close() }
+
+// Message is a message being written. It is not safe for concurrent use.
+type Message struct {
+	s    *Spool
+	id   string
+	f    *os.File
+	w    *bufio.Writer
+	err  error
+	done bool
+}
+
+// Create starts a message with its envelope.
+func (s *Spool) Create(env *Envelope) (*Message, error) {
+	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+	f, err := os.OpenFile(filepath.Join(s.dir, ".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	w := bufPool.Get().(*bufio.Writer)
+	w.Reset(f)
+	m := &Message{s: s, id: id, f: f, w: w}
+	m.writeEnvelope(env)
+	return m, nil
+}
+
+func (m *Message) writeEnvelope(env *Envelope) {
+	w := m.w
+	w.WriteString("X-DS2MB-Envelope-From: <")
+	w.WriteString(env.From)
+	w.WriteByte('>')
+	if env.FromParams != "" {
+		w.WriteByte(' ')
+		w.WriteString(env.FromParams)
+	}
+	w.WriteString("\r\n")
+	for i, to := range env.To {
+		w.WriteString("X-DS2MB-Envelope-To: <")
+		w.WriteString(to)
+		w.WriteByte('>')
+		if i < len(env.ToParams) && env.ToParams[i] != "" {
+			w.WriteByte(' ')
+			w.WriteString(env.ToParams[i])
+		}
+		w.WriteString("\r\n")
+	}
+	if env.Client != "" {
+		w.WriteString("X-DS2MB-Client: ")
+		w.WriteString(env.Client)
+		w.WriteString("\r\n")
+	}
+	var tb [64]byte
+	w.WriteString("X-DS2MB-Received-At: ")
+	w.Write(env.ReceivedAt.UTC().AppendFormat(tb[:0], time.RFC3339Nano))
+	w.WriteString("\r\nX-DS2MB-Instance: ")
+	w.Write(strconv.AppendInt(tb[:0], int64(env.Instance), 10))
+	w.WriteString("\r\n\r\n")
+}
+
+// ID is the message's queue id (its file name without ".eml").
+func (m *Message) ID() string { return m.id }
+
+// Write appends message data.
+func (m *Message) Write(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	n, err := m.w.Write(p)
+	if err != nil {
+		m.err = fmt.Errorf("spool: %w", err)
+	}
+	return n, m.err
+}
+
+// WriteString appends message data.
+func (m *Message) WriteString(s string) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	n, err := m.w.WriteString(s)
+	if err != nil {
+		m.err = fmt.Errorf("spool: %w", err)
+	}
+	return n, m.err
+}
+
+// ReadFrom appends everything r yields.
+func (m *Message) ReadFrom(r io.Reader) (int64, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	// A write error also sticks in the buffered writer, so Commit fails.
+	return m.w.ReadFrom(r)
+}
+
+// Commit makes the message durable: flush, fsync the file, rename it to its
+// final name, fsync the folder. It returns the message's path.
+func (m *Message) Commit() (string, error) {
+	if m.done {
+		return "", errors.New("spool: message already finished")
+	}
+	m.done = true
+	defer m.release()
+	tmp := m.f.Name()
+	fail := func(err error) (string, error) {
+		m.f.Close()
+		os.Remove(tmp)
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	if m.err != nil {
+		return fail(m.err)
+	}
+	if err := m.w.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := m.f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := m.f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	final := filepath.Join(m.s.dir, m.id+".eml")
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	if err := m.s.syncDir(); err != nil {
+		// The file is complete but its name may not survive a crash: take
+		// it back so the client retries and nothing is delivered twice.
+		os.Remove(final)
+		return "", fmt.Errorf("spool: fsync %s: %w", m.s.dir, err)
+	}
+	return final, nil
+}
+
+// Abort discards the message.
+func (m *Message) Abort() {
+	if m.done {
+		return
+	}
+	m.done = true
+	m.f.Close()
+	os.Remove(m.f.Name())
+	m.release()
+}
+
+func (m *Message) release() {
+	m.w.Reset(nil)
+	bufPool.Put(m.w)
+	m.w = nil
+}
+
+// syncDir returns once a folder fsync that started after the call has
+// finished; concurrent callers share one fsync.
+func (s *Spool) syncDir() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	need := s.started + 1 // the next fsync to start (a running one may predate our rename)
+	for s.done < need {
+		if !s.running {
+			s.running = true
+			s.started++
+			s.mu.Unlock()
+			err := s.dirf.Sync()
+			s.mu.Lock()
+			s.running = false
+			s.done = s.started
+			s.lastErr = err
+			s.cond.Broadcast()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		s.cond.Wait()
+	}
+	return s.lastErr
+}
+
+// Read parses the envelope block of a spool file from r, leaving r at the
+// first byte of the message.
+func Read(r *bufio.Reader) (*Envelope, error) {
+	env := &Envelope{}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("spool: envelope: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return env, nil
+		}
+		name, val, ok := strings.Cut(line, ": ")
+		if !ok {
+			return nil, fmt.Errorf("spool: envelope line %q", line)
+		}
+		switch name {
+		case "X-DS2MB-Envelope-From":
+			env.From, env.FromParams = splitPath(val)
+		case "X-DS2MB-Envelope-To":
+			a, p := splitPath(val)
+			env.To = append(env.To, a)
+			env.ToParams = append(env.ToParams, p)
+		case "X-DS2MB-Client":
+			env.Client = val
+		case "X-DS2MB-Received-At":
+			t, err := time.Parse(time.RFC3339Nano, val)
+			if err != nil {
+				return nil, fmt.Errorf("spool: envelope: %w", err)
+			}
+			env.ReceivedAt = t
+		case "X-DS2MB-Instance":
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return nil, fmt.Errorf("spool: envelope: %w", err)
+			}
+			env.Instance = n
+		}
+	}
+}
+
+func splitPath(v string) (addr, params string) {
+	end := strings.IndexByte(v, '>')
+	if !strings.HasPrefix(v, "<") || end < 0 {
+		return v, ""
+	}
+	return v[1:end], strings.TrimSpace(v[end+1:])
+}
