@@ -1,0 +1,428 @@
+// Package smtpsvc is the SMTP worker process: it follows one MetaBase.xml,
+// runs every virtual server the file describes, and swaps configurations
+// without losing a session.
+//
+// The loop is level-triggered. The watcher (package watch) says the file
+// may have changed; the worker reads it whole, and if its bytes differ from
+// the last ones it looked at, parses it, validates it completely and builds
+// an immutable runtime configuration (package config). A file that does not
+// load, validate or bind is refused whole: the last good configuration
+// keeps serving, and the refusal (version, Location, property, reason) is
+// logged and shown in status. A good one is handed to the supervisor
+// (package supervisor), which builds only the virtual servers whose
+// fingerprint changed beside the running ones, binds new addresses before
+// it stops accepting on old ones, and lets replaced generations finish
+// their sessions.
+//
+// A refusal because an address could not be bound (another process holds
+// the port) is retried on the watcher's poll interval, so the worker picks
+// the new configuration up once the port is free.
+package smtpsvc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ds2mb/ds2mb/metabase"
+	"github.com/ds2mb/ds2mb/schema"
+	"github.com/ds2mb/ds2mb/smtpsvc/auth"
+	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
+	"github.com/ds2mb/ds2mb/smtpsvc/session"
+	"github.com/ds2mb/ds2mb/smtpsvc/status"
+	"github.com/ds2mb/ds2mb/smtpsvc/supervisor"
+	"github.com/ds2mb/ds2mb/smtpsvc/watch"
+)
+
+// Defaults for Options.
+const (
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// Options configure a Worker.
+type Options struct {
+	Metabase string // the MetaBase.xml to follow (required)
+	// BaseDir is where relative folders of the metabase (QueueDirectory,
+	// LogFileDirectory, …) resolve; "" = the metabase's folder.
+	BaseDir  string
+	Hostname string // FQDN for virtual servers that name none; "" = the host name
+
+	StatusAddr string // HTTP status address (e.g. 127.0.0.1:8025); "" = none
+	StatusFile string // JSON status file rewritten atomically on each change; "" = none
+
+	// DrainTimeout bounds how long a replaced generation's sessions may run
+	// on after a reload; 0 = supervisor.DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// ShutdownTimeout bounds the drain when Run's context ends; 0 =
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	Watch           watch.Options
+
+	Logger            *slog.Logger  // nil = slog.Default()
+	Auth              auth.Checker  // nil: AUTH not offered
+	Limiter           *auth.Limiter // nil: a default limiter shared by every virtual server
+	Resolver          rdns.Resolver // nil: no reverse DNS lookups
+	TLS               *tls.Config   // nil: each virtual server's own certificate, if any
+	AllowInsecureAuth bool          // offer AUTH without TLS to loopback clients (tests, demo)
+}
+
+// Worker is one SMTP worker process.
+type Worker struct {
+	o   Options
+	log *slog.Logger
+	sup *supervisor.Supervisor
+
+	reloadMu  sync.Mutex // one reload at a time
+	lastHash  [32]byte
+	bindRetry atomic.Bool // the last refusal was a bind failure: retry on the poll interval
+
+	cfg     atomic.Pointer[config.Config] // running configuration
+	smu     sync.Mutex                    // guards the fields below
+	applied time.Time
+	refused *status.Refusal
+	started time.Time
+	reloads struct{ applied, same, refused uint64 }
+	timer   status.Timer
+	stats   map[int]*session.Stats // by instance, kept across generations
+	envs    map[int]*session.Env
+
+	statusLn net.Listener
+	fileMu   sync.Mutex
+}
+
+// New returns a Worker that has not started. It binds the status address
+// at once, so that a taken port is an error here.
+func New(o Options) (*Worker, error) {
+	if o.Metabase == "" {
+		return nil, errors.New("smtpsvc: no metabase file given")
+	}
+	abs, err := filepath.Abs(o.Metabase)
+	if err != nil {
+		return nil, err
+	}
+	o.Metabase = abs
+	if o.BaseDir == "" {
+		o.BaseDir = filepath.Dir(abs)
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Limiter == nil {
+		o.Limiter = auth.NewLimiter(5, time.Minute)
+	}
+	w := &Worker{o: o, log: o.Logger, started: time.Now(), stats: map[int]*session.Stats{}, envs: map[int]*session.Env{}}
+	w.sup = supervisor.New(supervisor.Options{DrainTimeout: o.DrainTimeout, OnEvent: w.supervisorEvent})
+	if o.StatusAddr != "" {
+		ln, err := net.Listen("tcp", o.StatusAddr)
+		if err != nil {
+			return nil, fmt.Errorf("status address: %w", err)
+		}
+		w.statusLn = ln
+	}
+	return w, nil
+}
+
+// Run runs the worker until ctx ends, then stops accepting and drains the
+// sessions for at most ShutdownTimeout.
+func Run(ctx context.Context, o Options) error {
+	w, err := New(o)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// StatusAddr is the address the HTTP status listens on, "" when none.
+func (w *Worker) StatusAddr() string {
+	if w.statusLn == nil {
+		return ""
+	}
+	return w.statusLn.Addr().String()
+}
+
+// Run follows the metabase until ctx ends, then drains.
+func (w *Worker) Run(ctx context.Context) error {
+	var httpSrv *http.Server
+	httpDone := make(chan struct{})
+	if w.statusLn != nil {
+		httpSrv = &http.Server{Handler: status.Handler(w.Status), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			defer close(httpDone)
+			if err := httpSrv.Serve(w.statusLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("status server stopped", "err", err)
+			}
+		}()
+	} else {
+		close(httpDone)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	poll := w.o.Watch.Poll
+	if poll <= 0 {
+		poll = watch.DefaultPoll
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if w.bindRetry.Load() {
+					w.reload(true)
+				}
+			}
+		}
+	}()
+	wo := w.o.Watch
+	if wo.OnError == nil {
+		wo.OnError = func(err error) { w.log.Warn("metabase watch", "err", err) }
+	}
+	werr := watch.Run(wctx, w.o.Metabase, wo, func() { w.reload(false) })
+	cancel()
+	wg.Wait()
+
+	w.log.Info("shutting down: draining sessions", "deadline", w.o.ShutdownTimeout)
+	sctx, scancel := context.WithTimeout(context.Background(), w.o.ShutdownTimeout)
+	defer scancel()
+	if err := w.sup.Shutdown(sctx); err != nil {
+		w.log.Warn("sessions still open at the shutdown deadline were closed", "err", err)
+	}
+	if httpSrv != nil {
+		hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		httpSrv.Shutdown(hctx)
+		hcancel()
+	}
+	<-httpDone
+	w.writeStatusFile()
+	if werr != nil {
+		return fmt.Errorf("metabase watch: %w", werr)
+	}
+	return nil
+}
+
+// Reload looks at the metabase file now, as the watcher does on a change.
+func (w *Worker) Reload() { w.reload(true) }
+
+var changeNumber = regexp.MustCompile(`ChangeNumber\s*=\s*"(\d+)"`)
+
+// reload reads the file and applies it when its bytes changed (or always,
+// when force is set and the last attempt was refused).
+func (w *Worker) reload(force bool) {
+	w.reloadMu.Lock()
+	defer w.reloadMu.Unlock()
+	begin := time.Now()
+	data, err := os.ReadFile(w.o.Metabase)
+	if errors.Is(err, os.ErrNotExist) {
+		if w.cfg.Load() == nil {
+			w.log.Info("waiting for the metabase file", "path", w.o.Metabase)
+		} else {
+			w.log.Warn("the metabase file is gone; the running configuration stays", "path", w.o.Metabase)
+		}
+		return
+	}
+	if err != nil {
+		w.refuse(0, false, fmt.Errorf("read %s: %w", w.o.Metabase, err), nil)
+		return
+	}
+	h := sha256.Sum256(data)
+	if h == w.lastHash && !(force && w.bindRetry.Load()) {
+		return
+	}
+	w.lastHash = h
+	w.bindRetry.Store(false)
+
+	tree, err := metabase.Parse(data)
+	if err != nil {
+		v, known := uint64(0), false
+		if m := changeNumber.FindSubmatch(data); m != nil {
+			if n, perr := strconv.ParseUint(string(m[1]), 10, 64); perr == nil {
+				v, known = n, true
+			}
+		}
+		w.refuse(v, known, err, nil)
+		return
+	}
+	cfg, err := config.Build(tree, config.Options{BaseDir: w.o.BaseDir, Hostname: w.o.Hostname})
+	if err != nil {
+		w.refuse(tree.Version, true, err, problemsOf(err))
+		return
+	}
+	specs := make([]supervisor.Spec, 0, len(cfg.Servers))
+	for _, vs := range cfg.Servers {
+		env := w.env(vs.Instance)
+		specs = append(specs, supervisor.Spec{
+			Instance: vs.Instance, AutoStart: vs.AutoStart, Bindings: vs.Bindings,
+			Fingerprint: vs.Fingerprint, MaxConnections: vs.MaxConnections,
+			New: func() (supervisor.Server, error) { return session.NewServer(vs, env), nil },
+		})
+	}
+	res, err := w.sup.Apply(cfg.Version, specs)
+	if err != nil {
+		var be *supervisor.BindError
+		if errors.As(err, &be) {
+			w.bindRetry.Store(true)
+		}
+		w.refuse(cfg.Version, true, err, problemsOf(err))
+		return
+	}
+	took := time.Since(begin)
+	w.cfg.Store(cfg)
+	w.smu.Lock()
+	if res.Changed() {
+		w.reloads.applied++
+		w.timer.Observe(took)
+		w.applied = time.Now()
+	} else {
+		w.reloads.same++
+		if w.applied.IsZero() {
+			w.applied = time.Now()
+		}
+	}
+	w.smu.Unlock()
+	w.log.Info("metabase applied", "version", cfg.Version, "took", took,
+		"started", res.Started, "kept", res.Kept, "retired", res.Retired, "stopped", res.Stopped,
+		"bound", res.Bound, "released", res.Released)
+	w.writeStatusFile()
+}
+
+func (w *Worker) env(instance int) *session.Env {
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	if e, ok := w.envs[instance]; ok {
+		return e
+	}
+	st := &session.Stats{}
+	w.stats[instance] = st
+	e := &session.Env{
+		Logger: w.log.With("vs", instance), Stats: st, Auth: w.o.Auth, Resolver: w.o.Resolver,
+		TLS: w.o.TLS, AllowInsecureAuth: w.o.AllowInsecureAuth, Limiter: w.o.Limiter,
+	}
+	w.envs[instance] = e
+	return e
+}
+
+func (w *Worker) refuse(version uint64, known bool, err error, probs []status.Problem) {
+	r := &status.Refusal{Version: version, VersionKnown: known, At: time.Now(), Reason: err.Error(), Problems: probs}
+	w.smu.Lock()
+	w.refused = r
+	w.reloads.refused++
+	w.smu.Unlock()
+	running := uint64(0)
+	if c := w.cfg.Load(); c != nil {
+		running = c.Version
+	}
+	w.log.Error("metabase refused; the last good configuration keeps serving",
+		"version", version, "versionKnown", known, "running", running, "err", err)
+	w.writeStatusFile()
+}
+
+// problemsOf lists an error's problems with their Location and property.
+func problemsOf(err error) []status.Problem {
+	var ve metabase.ValidationError
+	if errors.As(err, &ve) {
+		out := make([]status.Problem, 0, len(ve))
+		for _, p := range ve {
+			out = append(out, status.Problem{Location: p.Location, Property: p.Property, Reason: p.Reason})
+		}
+		return out
+	}
+	var be *supervisor.BindError
+	if errors.As(err, &be) {
+		return []status.Problem{{Location: schemaServerLocation(be.Instance), Property: "ServerBindings",
+			Reason: fmt.Sprintf("cannot listen on %s: %v", be.Binding.Addr(), be.Err)}}
+	}
+	var bu *supervisor.BuildError
+	if errors.As(err, &bu) {
+		return []status.Problem{{Location: schemaServerLocation(bu.Instance), Reason: bu.Err.Error()}}
+	}
+	return nil
+}
+
+func (w *Worker) supervisorEvent(e supervisor.Event) {
+	switch e.Kind {
+	case "drained":
+		w.log.Info("retired generation drained", "vs", e.Instance)
+	case "drain-deadline":
+		w.log.Warn("retired generation closed at its drain deadline", "vs", e.Instance)
+	default:
+		w.log.Warn("supervisor", "event", e.Kind, "vs", e.Instance, "addr", e.Addr, "err", e.Err)
+	}
+}
+
+// Status returns a snapshot of the worker.
+func (w *Worker) Status() status.Status {
+	st := w.sup.State()
+	cfg := w.cfg.Load()
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	out := status.Status{
+		Metabase: w.o.Metabase, Running: cfg != nil, AppliedAt: w.applied, Draining: st.Draining, Started: w.started,
+		Reloads: status.Reloads{Applied: w.reloads.applied, Same: w.reloads.same, Refused: w.reloads.refused, Duration: w.timer.Snapshot()},
+		Servers: []status.Server{},
+	}
+	if cfg != nil {
+		out.Version = cfg.Version
+	}
+	if w.refused != nil {
+		r := *w.refused
+		out.Refused = &r
+	}
+	for _, vs := range st.Servers {
+		s := status.Server{
+			Instance: vs.Instance, Location: schemaServerLocation(vs.Instance), AutoStart: vs.AutoStart, Running: vs.Running,
+			Bindings: vs.Bindings, MaxConnections: vs.MaxConnections,
+			SessionsOpen: vs.SessionsOpen, Connections: vs.Connections, TooMany: vs.TooMany,
+		}
+		if s.Bindings == nil {
+			s.Bindings = []string{}
+		}
+		if cfg != nil {
+			if c := cfg.Server(vs.Instance); c != nil {
+				s.FQDN = c.FQDN
+			}
+		}
+		if ss := w.stats[vs.Instance]; ss != nil {
+			s.MessagesAccepted, s.MessagesRefused, s.AuthFailures = ss.MessagesAccepted.Load(), ss.MessagesRefused.Load(), ss.AuthFailures.Load()
+			for i := range s.Replies {
+				s.Replies[i] = ss.Replies[i].Load()
+			}
+		}
+		out.Servers = append(out.Servers, s)
+	}
+	return out
+}
+
+func (w *Worker) writeStatusFile() {
+	if w.o.StatusFile == "" {
+		return
+	}
+	w.fileMu.Lock()
+	defer w.fileMu.Unlock()
+	if err := status.WriteFile(w.o.StatusFile, w.Status()); err != nil {
+		w.log.Warn("status file", "path", w.o.StatusFile, "err", err)
+	}
+}
+
+func schemaServerLocation(n int) string { return schema.ServerLocation(n) }
