@@ -21,7 +21,9 @@ func (m mapChecker) Check(_ context.Context, u, p string) error {
 	return auth.ErrBadCredentials
 }
 
-func plain(u, p string) string { return base64.StdEncoding.EncodeToString([]byte("\x00" + u + "\x00" + p)) }
+func plain(u, p string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + u + "\x00" + p))
+}
 
 // TestRelay drives the relay rules through a real listener: each case is a
 // virtual server setting, a client state and recipients with the reply
@@ -117,4 +119,3 @@ func TestRelayStats(t *testing.T) {
 		t.Errorf("Replies[5] = %d", got)
 	}
 }
-
