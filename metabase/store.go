@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DefaultHistory is how many earlier versions a Store keeps.
@@ -23,8 +24,36 @@ type Store struct {
 	History string // folder of earlier versions; "" = <dir>/history
 	Keep    int    // versions kept in History; 0 = DefaultHistory
 
-	mu   sync.Mutex
-	last *savedState // what this Store last wrote or read, to skip a re-parse
+	mu      sync.Mutex
+	last    *savedState // what this Store last wrote or read, to skip a re-parse
+	cleaned bool        // stale temporary files were removed
+}
+
+// staleTemp is the age after which a temporary file of an atomic write is
+// taken to be left by a process that died mid-write.
+const staleTemp = time.Minute
+
+// removeStaleTemps deletes temporary files that killed writers left beside
+// the MetaBase.xml and in the history folder (older than staleTemp, so a
+// write in progress elsewhere is never touched).
+func (s *Store) removeStaleTemps() {
+	for _, d := range []struct{ dir, prefix string }{
+		{filepath.Dir(s.Path), "." + filepath.Base(s.Path) + ".tmp-"},
+		{s.historyDir(), ".MetaBase_"},
+	} {
+		ents, err := os.ReadDir(d.dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), d.prefix) || !strings.Contains(e.Name(), ".tmp-") {
+				continue
+			}
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+				os.Remove(filepath.Join(d.dir, e.Name()))
+			}
+		}
+	}
 }
 
 // savedState remembers the file a Store wrote: its identity on disk, its
@@ -75,6 +104,10 @@ func (s *Store) Save(t *Tree) (written bool, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.cleaned {
+		s.cleaned = true
+		s.removeStaleTemps()
+	}
 	curVersion, curBody := s.current()
 	body := t.body()
 	if curBody != nil && bytes.Equal(body, curBody) {

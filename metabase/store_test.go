@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ds2mb/ds2mb/schema"
 )
@@ -194,5 +195,32 @@ func TestDiff(t *testing.T) {
 	c.Node("/LM/SmtpSvc/1/Domain").Class = "IIsSmtpDomainContainer"
 	if d := Diff(a, c); len(d) != 1 || d[0].String() != "~ /LM/SmtpSvc/1/Domain: <IIsConfigObject> -> <IIsSmtpDomainContainer>" {
 		t.Fatalf("class change: %v", d)
+	}
+}
+
+func TestStoreRemovesStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(filepath.Join(dir, "MetaBase.xml"))
+	old := time.Now().Add(-time.Hour)
+	stale := filepath.Join(dir, ".MetaBase.xml.tmp-123")
+	fresh := filepath.Join(dir, ".MetaBase.xml.tmp-456")
+	other := filepath.Join(dir, ".other.tmp-1")
+	os.MkdirAll(filepath.Join(dir, "history"), 0o755)
+	staleHist := filepath.Join(dir, "history", ".MetaBase_0000000001.xml.tmp-9")
+	for _, f := range []string{stale, fresh, other, staleHist} {
+		if err := os.WriteFile(f, []byte("<half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{stale, other, staleHist} {
+		os.Chtimes(f, old, old)
+	}
+	if _, err := s.Save(bigTree(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]bool{stale: false, staleHist: false, fresh: true, other: true} {
+		if _, err := os.Stat(f); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", filepath.Base(f), err == nil, want)
+		}
 	}
 }

@@ -317,9 +317,12 @@ func segmentNumber(s string) (uint64, bool) {
 	return n, true
 }
 
+// elementString renders an element as it was read. Carriage returns, tabs
+// and line breaks in attribute values, and carriage returns in text, are
+// written as character references so that reading it again gives the same
+// element.
 func elementString(e *etree.Element) string {
-	d := etree.NewDocument()
-	d.SetRoot(e.Copy())
-	s, _ := d.WriteToString()
-	return s
+	var b strings.Builder
+	e.WriteTo(&b, &etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true})
+	return b.String()
 }

@@ -297,16 +297,12 @@ func writeAttr(b *bytes.Buffer, name, value string) {
 	b.WriteString("\"")
 }
 
+// writeElement writes an element ds2mb does not read exactly as it was read
+// (its inner whitespace included), on a line of its own.
 func writeElement(b *bytes.Buffer, e *etree.Element, indent string) {
-	d := etree.NewDocument()
-	d.SetRoot(e.Copy())
-	d.Indent(1)
-	s, _ := d.WriteToString()
-	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		b.WriteString(indent)
-		b.WriteString(line)
-		b.WriteString("\n")
-	}
+	b.WriteString(indent)
+	b.WriteString(elementString(e))
+	b.WriteString("\n")
 }
 
 // escape writes s as XML attribute text. Line breaks of MULTISZ values are
