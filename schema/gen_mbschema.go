@@ -19,15 +19,17 @@ type mbClass struct {
 
 var mbClasses = []mbClass{
 	{"IIsSmtpService", []NodeKind{NodeService}, "IIsSmtpServer", "/LM/SmtpSvc"},
-	{"IIsSmtpServer", []NodeKind{NodeServer}, "IIsSmtpDomain,IIsConfigObject", "/LM/SmtpSvc/N"},
+	{"IIsSmtpServer", []NodeKind{NodeServer}, "IIsSmtpDomain,IIsSmtpRoutingSource,IIsConfigObject", "/LM/SmtpSvc/N"},
 	{"IIsSmtpDomain", []NodeKind{NodeDomain}, "", "/LM/SmtpSvc/N/Domain/<domain>"},
+	{"IIsSmtpRoutingSource", []NodeKind{NodeRoutingSources}, "", "/LM/SmtpSvc/N/RoutingSources (obsolete)"},
 }
 
 // MBSchemaXML renders the catalogue's metabase properties as a schema in
 // the shape of IIS 6's MBSchema.xml: a MetabaseBaseClass collection with the
 // Location key, an IIsConfigObject collection defining every property (ID,
 // Type, UserType, Attributes, DefaultValue, range and flag names), and one
-// collection per SMTP node class naming the properties it may hold.
+// collection per SMTP node class (IIsSmtpService, IIsSmtpServer,
+// IIsSmtpDomain, IIsSmtpRoutingSource) naming the properties it may hold.
 // IIsConfigObject is also the class of the event-binding nodes under
 // EventManager. The output is deterministic: deploy/mbschema/MBSchema.xml is
 // this function's output, written by go generate.
