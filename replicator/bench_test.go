@@ -1,0 +1,117 @@
+package replicator_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ds2mb/ds2mb/deploy/localdir"
+	"github.com/ds2mb/ds2mb/replicator"
+)
+
+// BenchmarkLatency measures, over 500 changes, the time from a directory
+// Modify returning to the new MetaBase.xml being in place (renamed over the
+// old one) with the new value; it reports p50 and p99 in ms.
+//
+//	go test -run '^$' -bench BenchmarkLatency -benchtime 1x ./replicator/
+func BenchmarkLatency(b *testing.B) {
+	srv := localdir.StartT(b, localdir.Options{})
+	mb := filepath.Join(b.TempDir(), "MetaBase.xml")
+	rn := start(b, srv, mb, "syncrepl")
+	waitProp(b, mb, vs1, "MaxRecipients", "100")
+	conn, err := srv.Dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	const changes = 500
+	var lat []time.Duration
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		lat = lat[:0]
+		for i := 0; i < changes; i++ {
+			v := strconv.Itoa(100000 + it*changes + i)
+			want := []byte(`MaxRecipients="` + v + `"`)
+			m := ldap.NewModifyRequest(localdir.SampleVSDN("SERVER01", 1), nil)
+			m.Replace("msExchSmtpMaxRecipients", []string{v})
+			if err := conn.Modify(m); err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			for {
+				data, _ := os.ReadFile(mb)
+				if bytes.Contains(data, want) {
+					break
+				}
+				if time.Since(t0) > waitLimit {
+					b.Fatalf("change %d never reached the file", i)
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(p(0.5), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+	b.ReportMetric(p(1), "max-ms")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("saves %d for %d changes", rn.r.Stats().Saves, changes*b.N)
+}
+
+// bulkLDIF is n extra virtual servers of SERVER01 (numbers 1001…), for slapadd.
+func bulkLDIF(n int) string {
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		num := 1001 + i
+		fmt.Fprintf(&sb, "dn: %s\nobjectClass: protocolCfgSMTPServer\ncn: %d\nmsExchServerBindings: 127.0.0.%d:%d:\n"+
+			"msExchSmtpMaxRecipients: %d\nmsExchSmtpFullyQualifiedDomainName: vs%d.example.com\nmsExchServerAutoStart: TRUE\n\n",
+			localdir.SampleVSDN("SERVER01", num), num, 1+num/60000, 1024+num%60000, num, num)
+	}
+	return sb.String()
+}
+
+// BenchmarkFullReplication10k: a full replication (no state) of 10,000
+// extra virtual-server objects into an empty metabase, with --once; it
+// reports the seconds per replication and the Go heap in use afterwards.
+//
+//	go test -run '^$' -bench BenchmarkFullReplication10k -benchtime 3x ./replicator/
+func BenchmarkFullReplication10k(b *testing.B) {
+	const n = 10000
+	srv := localdir.StartT(b, localdir.Options{ExtraLDIF: []string{bulkLDIF(n)}})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		mb := filepath.Join(b.TempDir(), "MetaBase.xml")
+		r, err := replicator.New(replicator.Options{Metabase: mb, Server: "SERVER01", Base: srv.ConfigDN, Source: newSource(srv, "syncrepl", true)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = r.Run(ctx)
+		cancel()
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := r.Stats().Objects; got < n {
+			b.Fatalf("%d objects replicated, want ≥ %d", got, n)
+		}
+		if load(mb).Node("/LM/SmtpSvc/11000") == nil {
+			b.Fatalf("virtual server 11000 missing")
+		}
+		b.StartTimer()
+	}
+}
