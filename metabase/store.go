@@ -160,6 +160,12 @@ func (s *Store) current() (uint64, []byte) {
 	return cur.Version, body
 }
 
+// HistoryDir returns the folder holding the earlier versions.
+func (s *Store) HistoryDir() string { return s.historyDir() }
+
+// HistoryFile returns the path of version v's copy in the history folder.
+func (s *Store) HistoryFile(v uint64) string { return s.historyName(v) }
+
 func (s *Store) historyName(v uint64) string {
 	return filepath.Join(s.historyDir(), fmt.Sprintf("MetaBase_%010d.xml", v))
 }
