@@ -122,35 +122,22 @@ func ADSchemaLDIF() []byte {
 	b.WriteString("# Meant for a directory without the Exchange schema (Samba AD in tests): with Exchange installed the objects exist.\n")
 	b.WriteString("# schemaIDGUIDs are Exchange's (OpenChange's copy); ds2mb's own objects get RFC 4122 v5 UUIDs (schema.NameUUID).\n")
 	b.WriteString("# Left out, being in every AD base schema: " + strings.Join(sortedKeys(adBuiltins), ", ") + ".\n")
+	// Back-links after their forward links, which AD must know first.
+	var forward, back []Attribute
 	for _, a := range Attributes() {
-		if adBuiltins[a.Name] {
-			continue
+		switch {
+		case adBuiltins[a.Name]:
+		case a.LinkID%2 == 1:
+			back = append(back, a)
+		default:
+			forward = append(forward, a)
 		}
-		cn := ADCommonName(a.Name)
-		syntax, om := a.Syntax.ADSyntax()
+	}
+	writeAttributeSchema(&b, forward)
+	if len(back) > 0 {
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "dn: CN=%s,%s\n", cn, adSchemaNC)
-		b.WriteString("changetype: add\nobjectClass: top\nobjectClass: attributeSchema\n")
-		fmt.Fprintf(&b, "cn: %s\n", cn)
-		fmt.Fprintf(&b, "lDAPDisplayName: %s\n", a.Name)
-		fmt.Fprintf(&b, "adminDisplayName: %s\n", cn)
-		fmt.Fprintf(&b, "attributeID: %s\n", a.OID)
-		fmt.Fprintf(&b, "attributeSyntax: %s\n", syntax)
-		fmt.Fprintf(&b, "oMSyntax: %d\n", om)
-		if a.Syntax == SyntaxDN {
-			// OM object class of DS-DN (object(DS-DN)), required with oMSyntax 127.
-			b.WriteString("oMObjectClass:: KwwCh3McAIVK\n")
-		}
-		fmt.Fprintf(&b, "isSingleValued: %s\n", upperBool(!a.Multi))
-		if a.RangeUpper > 0 {
-			fmt.Fprintf(&b, "rangeUpper: %d\n", a.RangeUpper)
-		}
-		if a.LinkID != 0 {
-			fmt.Fprintf(&b, "linkID: %d\n", a.LinkID)
-		}
-		b.WriteString("searchFlags: 0\n")
-		writeGUID(&b, a.Name, a.GUID)
-		writeAdminDescription(&b, a.Description)
+		writeSchemaUpdateNow(&b)
+		writeAttributeSchema(&b, back)
 	}
 	b.WriteString("\n")
 	writeSchemaUpdateNow(&b)
@@ -191,6 +178,37 @@ func ADSchemaLDIF() []byte {
 		writeSchemaUpdateNow(&b)
 	}
 	return b.Bytes()
+}
+
+// writeAttributeSchema writes one attributeSchema record per attribute.
+func writeAttributeSchema(b *bytes.Buffer, attrs []Attribute) {
+	for _, a := range attrs {
+		cn := ADCommonName(a.Name)
+		syntax, om := a.Syntax.ADSyntax()
+		b.WriteString("\n")
+		fmt.Fprintf(b, "dn: CN=%s,%s\n", cn, adSchemaNC)
+		b.WriteString("changetype: add\nobjectClass: top\nobjectClass: attributeSchema\n")
+		fmt.Fprintf(b, "cn: %s\n", cn)
+		fmt.Fprintf(b, "lDAPDisplayName: %s\n", a.Name)
+		fmt.Fprintf(b, "adminDisplayName: %s\n", cn)
+		fmt.Fprintf(b, "attributeID: %s\n", a.OID)
+		fmt.Fprintf(b, "attributeSyntax: %s\n", syntax)
+		fmt.Fprintf(b, "oMSyntax: %d\n", om)
+		if a.Syntax == SyntaxDN {
+			// OM object class of DS-DN (object(DS-DN)), required with oMSyntax 127.
+			b.WriteString("oMObjectClass:: KwwCh3McAIVK\n")
+		}
+		fmt.Fprintf(b, "isSingleValued: %s\n", upperBool(!a.Multi))
+		if a.RangeUpper > 0 {
+			fmt.Fprintf(b, "rangeUpper: %d\n", a.RangeUpper)
+		}
+		if a.LinkID != 0 {
+			fmt.Fprintf(b, "linkID: %d\n", a.LinkID)
+		}
+		b.WriteString("searchFlags: 0\n")
+		writeGUID(b, a.Name, a.GUID)
+		writeAdminDescription(b, a.Description)
+	}
 }
 
 // adClassOrder returns the classes the extension adds, each after its

@@ -94,8 +94,11 @@ func TestADSchemaLDIF(t *testing.T) {
 	recs := parseLDIF(t, ADSchemaLDIF())
 	attrs := map[string]ldifRecord{}
 	classes := map[string]int{}
-	phase := 0 // 0 attributes, 1 after the first schemaUpdateNow, classes
+	// updates counts the schemaUpdateNow records so far; updatedAt says how
+	// many had been seen when each attribute was added.
 	updates := 0
+	updatedAt := map[string]int{}
+	byLinkID := map[string]int{}
 	for i, r := range recs {
 		switch {
 		case r.dn == "":
@@ -103,15 +106,30 @@ func TestADSchemaLDIF(t *testing.T) {
 				t.Errorf("record %d: root DSE record is not a schemaUpdateNow modify: %v", i, r.attrs)
 			}
 			updates++
-			phase = 1
 		case slicesContains(r.attrs["objectClass"], "attributeSchema"):
-			if phase != 0 {
-				t.Errorf("attribute %s comes after the classes began", r.one("lDAPDisplayName"))
+			name := r.one("lDAPDisplayName")
+			if len(classes) > 0 {
+				t.Errorf("attribute %s comes after the classes began", name)
 			}
-			attrs[r.one("lDAPDisplayName")] = r
+			attrs[name] = r
+			updatedAt[name] = updates
+			if l := r.one("linkID"); l != "" {
+				byLinkID[l] = updates
+				n, _ := strconv.Atoi(l)
+				if n%2 == 1 {
+					fwd, ok := byLinkID[strconv.Itoa(n-1)]
+					if !ok || fwd >= updates {
+						t.Errorf("back-link %s (linkID %d) is not after its forward link and a schemaUpdateNow", name, n)
+					}
+				}
+			}
 		case slicesContains(r.attrs["objectClass"], "classSchema"):
-			if phase != 1 {
-				t.Errorf("class %s comes before the schemaUpdateNow", r.one("lDAPDisplayName"))
+			if len(classes) == 0 {
+				for a, u := range updatedAt {
+					if u >= updates {
+						t.Errorf("no schemaUpdateNow between attribute %s and the first class", a)
+					}
+				}
 			}
 			name := r.one("lDAPDisplayName")
 			classes[name] = i
@@ -149,7 +167,7 @@ func TestADSchemaLDIF(t *testing.T) {
 			}
 		}
 	}
-	if updates < 2 {
+	if updates < len(classes)+1 {
 		t.Errorf("%d schemaUpdateNow records; want one after the attributes and one after each class", updates)
 	}
 	for _, a := range Attributes() {
