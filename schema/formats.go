@@ -103,8 +103,9 @@ func ParseBindings(lines []string) ([]Binding, error) {
 func ParseSecureBinding(s string) (Binding, error) { return ParseBinding(s) }
 
 // ParseRetryList reads a progressive retry list, "15,30,60,240": minutes before
-// the first, second, third and every later retry. Three to eight entries of
-// 1–10080 minutes each.
+// the first, second, third and every later retry (REFERENCE.md §2.3). One to
+// eight entries of 1–10080 minutes (a week) each: bounds of ds2mb's choosing,
+// IIS documents none.
 func ParseRetryList(s string) ([]uint32, error) {
 	parts := strings.Split(strings.TrimSpace(s), ",")
 	if len(parts) < 1 || len(parts) > 8 || strings.TrimSpace(s) == "" {
@@ -134,6 +135,8 @@ func (h SmartHost) Literal() bool { return h.IP.IsValid() }
 // ParseSmartHost reads a smart host: "mail.example.com", "[192.0.2.1]",
 // optionally followed by ":port". Several hosts may be separated by ";" or
 // "," (Exchange connector form); each is checked.
+// ASSUMPTION(G, REFERENCE.md 2.3): square brackets mark an IP literal, as in
+// the Exchange/IIS UI, so a bare IP address is refused.
 func ParseSmartHost(s string) ([]SmartHost, error) {
 	var out []SmartHost
 	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
@@ -244,8 +247,10 @@ func CheckAddress(s string) error {
 	return nil
 }
 
-// IPSecList is the decoded single-host form of an IPSECLIST blob
-// (REFERENCE.md §4, observed layout, grade G): a grant list of IPv4 hosts.
+// IPSecList is the decoded single-host form of an IPSECLIST blob: a grant
+// list of IPv4 hosts. ASSUMPTION(G, REFERENCE.md 4): the layout is the one
+// public scripts observed, not a Microsoft specification; grant/deny mode,
+// subnet masks and domain entries are unsourced and refused.
 type IPSecList struct {
 	Grant []netip.Addr
 }
@@ -309,9 +314,9 @@ type RuleClause struct {
 }
 
 // ParseRule reads an event-binding rule: clauses "command=pattern" joined by
-// ';' (REFERENCE.md §5.4). An empty rule matches everything. ASSUMPTION(U):
-// clauses are ANDed; several patterns for one command may be separated by ','
-// and are ORed.
+// ';' (REFERENCE.md §5.4). An empty rule matches everything.
+// ASSUMPTION(U, REFERENCE.md 5.4): clauses are ANDed; several patterns for
+// one command may be separated by ',' and are ORed.
 func ParseRule(s string) ([]RuleClause, error) {
 	var out []RuleClause
 	for _, part := range strings.Split(s, ";") {
