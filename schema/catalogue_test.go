@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"encoding/base64"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -657,4 +659,139 @@ func TestClasses(t *testing.T) {
 	for n := range want {
 		t.Errorf("class %s missing", n)
 	}
+}
+
+// TestSyntaxFitsType: an attribute's syntax and multiplicity fit the
+// metabase type of the property it feeds.
+func TestSyntaxFitsType(t *testing.T) {
+	for _, p := range Properties() {
+		a, ok := LookupAttribute(p.Attribute)
+		if !ok {
+			continue
+		}
+		var fits bool
+		switch a.Syntax {
+		case SyntaxInteger, SyntaxBoolean:
+			fits = p.Type == DWORD && !a.Multi
+		case SyntaxOctet:
+			fits = p.Type == BINARY && !a.Multi
+		case SyntaxString, SyntaxCIString:
+			fits = a.Multi == (p.Type == MULTISZ) && p.Type != DWORD && p.Type != BINARY
+		}
+		if !fits {
+			t.Errorf("%s (%v, multi %v) does not fit %s (%v)", a.Name, a.Syntax, a.Multi, p.Name, p.Type)
+		}
+		if a.Syntax == SyntaxBoolean && !p.Bool && p.Name != "RelayForAuth" {
+			t.Errorf("%s is Boolean but %s is not a BOOL", a.Name, p.Name)
+		}
+	}
+}
+
+// TestSampleDirectoryAccepted reads the sample organisation the local
+// directory loads (deploy/openldap/sample.ldif) and checks that the
+// catalogue knows every class and attribute it uses and accepts every value
+// it replicates.
+func TestSampleDirectoryAccepted(t *testing.T) {
+	data, err := os.ReadFile("../deploy/openldap/sample.ldif")
+	if err != nil {
+		t.Fatalf("sample organisation: %v", err)
+	}
+	standard := map[string]bool{"objectclass": true, "cn": true, "dc": true, "o": true, "ou": true, "description": true, "userpassword": true}
+	standardClasses := map[string]bool{"top": true, "dcobject": true, "organization": true, "organizationalunit": true, "organizationalrole": true,
+		"simplesecurityobject": true, "applicationprocess": true}
+	classes := map[string]bool{}
+	for _, c := range Classes() {
+		classes[strings.ToLower(c.Name)] = true
+	}
+	entries := parseSampleLDIF(t, string(data))
+	if len(entries) < 10 {
+		t.Fatalf("sample has %d entries", len(entries))
+	}
+	checked := 0
+	for _, e := range entries {
+		for name, vals := range e.attrs {
+			lname := strings.ToLower(name)
+			if lname == "objectclass" {
+				for _, c := range vals {
+					if !classes[strings.ToLower(c)] && !standardClasses[strings.ToLower(c)] {
+						t.Errorf("%s: class %s is not in the catalogue", e.dn, c)
+					}
+				}
+				continue
+			}
+			if standard[lname] {
+				continue
+			}
+			if _, ok := LookupAttribute(name); !ok {
+				t.Errorf("%s: attribute %s is not in the catalogue", e.dn, name)
+				continue
+			}
+			if p, ok := ForAttribute(name); ok {
+				checked++
+				if _, err := p.FromDirectory(vals); err != nil {
+					t.Errorf("%s: %s %q refused for %s: %v", e.dn, name, vals, p.Name, err)
+				}
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d replicated values in the sample", checked)
+	}
+	t.Logf("%d sample entries, %d replicated attributes accepted", len(entries), checked)
+}
+
+type sampleEntry struct {
+	dn    string
+	attrs map[string][]string
+}
+
+// parseSampleLDIF reads RFC 2849 content records: comments, folded lines
+// and base64 values.
+func parseSampleLDIF(t *testing.T, s string) []sampleEntry {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		if strings.HasPrefix(l, " ") && len(lines) > 0 && lines[len(lines)-1] != "" {
+			lines[len(lines)-1] += l[1:]
+			continue
+		}
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	var out []sampleEntry
+	var cur *sampleEntry
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			cur = nil
+			continue
+		}
+		name, val, ok := strings.Cut(l, ":")
+		if !ok {
+			t.Fatalf("sample LDIF line without colon: %q", l)
+		}
+		if strings.HasPrefix(val, ":") {
+			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(val[1:]))
+			if err != nil {
+				t.Fatalf("sample LDIF: bad base64 in %q", l)
+			}
+			val = string(b)
+		} else {
+			val = strings.TrimLeft(val, " ")
+		}
+		if cur == nil {
+			if name != "dn" {
+				t.Fatalf("sample LDIF record starts with %q", l)
+			}
+			out = append(out, sampleEntry{dn: val, attrs: map[string][]string{}})
+			cur = &out[len(out)-1]
+			continue
+		}
+		if name == "changetype" {
+			continue
+		}
+		cur.attrs[name] = append(cur.attrs[name], val)
+	}
+	return out
 }
