@@ -90,6 +90,10 @@ func TestBadValuesRefused(t *testing.T) {
 			"/LM/SmtpSvc: ServerBindings: does not belong on a service node"},
 		{"duplicate bindings", goodServers + "<IIsSmtpServer Location =\"/LM/SmtpSvc/2\" ServerBindings=\"127.0.0.1:2525:\"></IIsSmtpServer>",
 			"/LM/SmtpSvc/2: ServerBindings: binding 127.0.0.1:2525: is also used by /LM/SmtpSvc/1"},
+		{"all-addresses binding takes the port", goodServers + "<IIsSmtpServer Location =\"/LM/SmtpSvc/2\" ServerBindings=\":2525:\"></IIsSmtpServer>",
+			"/LM/SmtpSvc/2: ServerBindings: binding :2525: is also used by /LM/SmtpSvc/1 (127.0.0.1:2525:)"},
+		{"binding listed twice", strings.Replace(goodServers, `ServerBindings="127.0.0.1:2525:"`, `ServerBindings="127.0.0.1:2525:&#xA;127.0.0.1:2525:"`, 1),
+			"/LM/SmtpSvc/1: ServerBindings: binding 127.0.0.1:2525: is listed twice"},
 		{"unknown flag name", goodServers + "<IIsSmtpDomain Location =\"/LM/SmtpSvc/1/Domain/example.com\" RouteAction=\"SMTP_ALIAS | SMTP_TELEPORT\"></IIsSmtpDomain>",
 			`/LM/SmtpSvc/1/Domain/example.com: RouteAction: DWORD "SMTP_ALIAS | SMTP_TELEPORT" is not a number or a known flag name`},
 		{"bad retry list", strings.Replace(goodServers, `MaxMessageSize="2097152"`, `SmtpRemoteProgressiveRetry="15,0,60"`, 1),
@@ -147,5 +151,17 @@ func TestBadValuesRefused(t *testing.T) {
 				t.Fatalf("folder holds %d entries after a refused save, want MetaBase.xml and history", len(ents))
 			}
 		})
+	}
+}
+
+func TestBindingsThatDoNotCollide(t *testing.T) {
+	tr, err := Parse([]byte(doc(goodServers +
+		"<IIsSmtpServer Location =\"/LM/SmtpSvc/2\" ServerBindings=\"127.0.0.2:2525:&#xA;127.0.0.1:2526:\"></IIsSmtpServer>\n" +
+		"<IIsSmtpServer Location =\"/LM/SmtpSvc/3\" ServerBindings=\":2527:&#xA;127.0.0.1:2527:mx.example.com\"></IIsSmtpServer>")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs := tr.Validate(); probs != nil {
+		t.Fatalf("distinct addresses or ports reported as a clash: %v", probs)
 	}
 }

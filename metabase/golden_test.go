@@ -130,6 +130,14 @@ func TestFullSampleRoundTrip(t *testing.T) {
 		t.Errorf("IIsWebService node: %+v", n)
 	}
 
+	var unread []string
+	for _, n := range tr.Unread() {
+		unread = append(unread, n.Class+" "+n.Location)
+	}
+	if strings.Join(unread, ", ") != "IIsWebService /LM/W3SVC, IIsWebServer /LM/W3SVC/1" {
+		t.Errorf("Unread() = %v", unread)
+	}
+
 	vs1, vs2 := schema.ServerLocation(1), schema.ServerLocation(2)
 	// Own value, inherited value, default.
 	mustEffective(t, tr, vs1, "AuthFlags", 7, FromNode)

@@ -190,6 +190,15 @@ func TestDiff(t *testing.T) {
 	if len(d) != 1 || d[0].Kind != PropertyAdded || !d[0].Secure || d[0].New != Masked {
 		t.Fatalf("Custom SECURE: %+v", d)
 	}
+	// Changes to kept elements are reported.
+	var err error
+	c, err = Parse(bytes.Replace(a.Bytes(), []byte(`Author="ops"`), []byte(`Author="dev"`), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Diff(a, c); len(d) != 1 || d[0].String() != "~ /LM/SmtpSvc/1 (other child elements differ)" {
+		t.Fatalf("kept element change: %v", d)
+	}
 	// Class changes are reported.
 	c = a.Clone()
 	c.Node("/LM/SmtpSvc/1/Domain").Class = "IIsSmtpDomainContainer"

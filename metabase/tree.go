@@ -232,6 +232,18 @@ func (t *Tree) Below(loc string) []*Node {
 	return out
 }
 
+// Unread returns, in tree order, the nodes ds2mb keeps as they are but does
+// not read: those of other IIS services (IIsWebService, IIsFtpServer, …).
+func (t *Tree) Unread() []*Node {
+	var out []*Node
+	for _, n := range t.Nodes() {
+		if p, err := schema.Classify(n.Location); err == nil && p.Kind == schema.NodeUnknown {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Clone returns a deep copy of the tree.
 func (t *Tree) Clone() *Tree {
 	c := &Tree{nodes: make(map[string]*Node, len(t.nodes)), Version: t.Version}

@@ -51,7 +51,7 @@ func (t *Tree) Validate() ValidationError {
 	add := func(loc, prop, format string, args ...any) {
 		probs = append(probs, Problem{Location: loc, Property: prop, Reason: fmt.Sprintf(format, args...)})
 	}
-	bindingPorts := map[string]string{}
+	bindings := listenClaims{}
 	for _, n := range t.Nodes() {
 		place, err := schema.Classify(n.Location)
 		if err != nil {
@@ -86,11 +86,13 @@ func (t *Tree) Validate() ValidationError {
 			if sp.Name == "ServerBindings" && place.Kind == schema.NodeServer {
 				bs, _ := schema.ParseBindings(v.Multi)
 				for _, b := range bs {
-					k := b.Addr()
-					if other, dup := bindingPorts[k]; dup && other != n.Location {
-						add(n.Location, prop.Name, "binding %s is also used by %s", b, other)
+					if u, clash := bindings.claim(b, n.Location); clash {
+						if u.loc == n.Location {
+							add(n.Location, prop.Name, "binding %s is listed twice", b)
+						} else {
+							add(n.Location, prop.Name, "binding %s is also used by %s (%s)", b, u.loc, u.binding)
+						}
 					}
-					bindingPorts[k] = n.Location
 				}
 			}
 		}
@@ -99,4 +101,30 @@ func (t *Tree) Validate() ValidationError {
 		return nil
 	}
 	return probs
+}
+
+// listenClaims records which virtual server listens on which address and
+// port: two servers cannot both listen on one address, and an all-addresses
+// binding (":25:", "0.0.0.0:25:") takes its port on every address.
+type listenClaims map[uint16][]listenUse
+
+type listenUse struct {
+	binding schema.Binding
+	loc     string
+}
+
+func wildcard(b schema.Binding) bool { return !b.IP.IsValid() || b.IP.IsUnspecified() }
+
+// claim records b for loc and returns an earlier use it collides with.
+func (c listenClaims) claim(b schema.Binding, loc string) (listenUse, bool) {
+	for _, u := range c[b.Port] {
+		if wildcard(u.binding) || wildcard(b) || u.binding.IP == b.IP {
+			if u.loc == loc && (u.binding.IP != b.IP || u.binding.Host != b.Host) {
+				continue // one server may list overlapping addresses of its own
+			}
+			return u, true
+		}
+	}
+	c[b.Port] = append(c[b.Port], listenUse{binding: b, loc: loc})
+	return listenUse{}, false
 }

@@ -154,14 +154,8 @@ func (c *command) validate(args []string) int {
 		fmt.Fprintf(c.stderr, "%s: %d problem(s)\n", pos[0], len(probs))
 		return exitProblem
 	}
-	smtp, other := 0, 0
-	for _, n := range t.Nodes() {
-		if p, err := schema.Classify(n.Location); err == nil && p.Kind == schema.NodeUnknown {
-			other++
-		} else {
-			smtp++
-		}
-	}
+	other := len(t.Unread())
+	smtp := t.Len() - other
 	fmt.Fprintf(c.stdout, "%s: valid (version %d, %d nodes", pos[0], t.Version, smtp)
 	if other > 0 {
 		fmt.Fprintf(c.stdout, "; %d nodes of other IIS services kept unread", other)
