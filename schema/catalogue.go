@@ -193,7 +193,7 @@ var properties = []Property{
 	noted(ranged(dword("ConnectionTimeout", 1013, "600", svcServer, "msExchIncomingConnectionTimeout", GradeN, "seconds"), 1, 0xFFFFFFFF),
 		"ASSUMPTION(U, REFERENCE.md 2.3): directory value copied verbatim as seconds; default 600 from Exchange's sample MetaBase.xml (IIS schema says 900, KB 321757 says 1500)"),
 	noted(dword("MaxConnections", 1014, "2000000000", svcServer, "msExchMaxIncomingConnections", GradeN, "connections"),
-		"default 2000000000, Exchange's 'unlimited'; 0 also means unlimited"),
+		"default 2000000000, Exchange's 'unlimited' (both stores). ASSUMPTION(U, REFERENCE.md 1.3): 0 also means unlimited (IIS's schema default is 0, its internal default 4294967295)"),
 	{Name: "ServerAutoStart", ID: 1017, Type: DWORD, Bool: true, UserType: UTServer, Nodes: svcServer, Default: "TRUE",
 		HasRange: true, Max: 1, Attribute: "msExchServerAutoStart", Grade: GradeN},
 	{Name: "ServerBindings", ID: 1023, Type: MULTISZ, UserType: UTServer, Nodes: serverOnly, Default: ":25:",
