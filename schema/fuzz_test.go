@@ -184,3 +184,35 @@ func FuzzParseValue(f *testing.F) {
 		}
 	})
 }
+
+func FuzzClassify(f *testing.F) {
+	for _, s := range []string{"/LM/SmtpSvc", "/LM/SmtpSvc/1", "/LM/SmtpSvc/2/Domain/Example.COM", "/LM/SmtpSvc/1/RoutingSources", "/LM/W3SVC/1",
+		"/LM/SmtpSvc/1/EventManager/EventTypes/{FF3CAA23-00B9-11D2-9DFB-00C04FA322BA}/Bindings/{6B2E1D5A-3F4C-4E8B-9A7D-1C2B3E4F5A60}/SourceProperties",
+		"/LM/SmtpSvc/01", "/LM/SmtpSvc/0", "/LM/SmtpSvc/1/Domain/a/b", "", "/", "/LM/SmtpSvc/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, loc string) {
+		p, err := Classify(loc)
+		if err != nil {
+			if !strings.Contains(err.Error(), loc) {
+				t.Fatalf("Classify(%q): error %q does not name the Location", loc, err)
+			}
+			return
+		}
+		var again string
+		switch p.Kind {
+		case NodeServer:
+			again = ServerLocation(p.Instance)
+		case NodeDomain:
+			again = DomainLocation(p.Instance, p.Domain)
+		case NodeBinding:
+			again = BindingLocation(p.Instance, p.Event, p.Binding)
+		default:
+			return
+		}
+		q, err := Classify(again)
+		if err != nil || q != p {
+			t.Fatalf("Classify(%q) = %+v; rebuilt %q classifies as %+v, %v", loc, p, again, q, err)
+		}
+	})
+}
