@@ -86,3 +86,44 @@ func BenchmarkSave1000x10000(b *testing.B) {
 	st, _ := os.Stat(path)
 	b.SetBytes(st.Size())
 }
+
+// BenchmarkStoreSave1000x10000 is the whole Store.Save of a changed tree of
+// that size: validation, comparison with the file, atomic write and the
+// history copy.
+func BenchmarkStoreSave1000x10000(b *testing.B) {
+	t, err := Parse(benchBytes(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := Open(filepath.Join(b.TempDir(), "MetaBase.xml"))
+	s.Keep = 3
+	svc := t.Node(schema.ServiceLocation)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		svc.Set("HopCount", fmt.Sprint(i%200+1))
+		if wrote, err := s.Save(t); err != nil || !wrote {
+			b.Fatal(wrote, err)
+		}
+	}
+}
+
+// BenchmarkStoreSaveUnchanged1000x10000 is a Store.Save whose content equals
+// the file's: nothing is written.
+func BenchmarkStoreSaveUnchanged1000x10000(b *testing.B) {
+	t, err := Parse(benchBytes(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := Open(filepath.Join(b.TempDir(), "MetaBase.xml"))
+	if _, err := s.Save(t); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if wrote, err := s.Save(t); err != nil || wrote {
+			b.Fatal(wrote, err)
+		}
+	}
+}

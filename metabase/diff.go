@@ -1,7 +1,6 @@
 package metabase
 
 import (
-	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -159,17 +158,9 @@ func Diff(a, b *Tree) []Change {
 	return out
 }
 
-// compareNodeKeys orders nodes as Nodes does, with the map key deciding
-// between Locations that only differ in case.
+// compareNodeKeys orders nodes as Nodes does.
 func compareNodeKeys(x, y *Node) int {
-	kx, ky := key(x.Location), key(y.Location)
-	if kx == ky {
-		return 0
-	}
-	if c := CompareLocations(x.Location, y.Location); c != 0 {
-		return c
-	}
-	return cmp.Compare(kx, ky)
+	return strings.Compare(sortKey(x.Location), sortKey(y.Location))
 }
 
 func diffNode(out []Change, a, b *Node) []Change {
@@ -196,7 +187,7 @@ func diffNode(out []Change, a, b *Node) []Change {
 		case j == len(b.props):
 			c = -1
 		default:
-			c = cmp.Compare(strings.ToLower(a.props[i].Name), strings.ToLower(b.props[j].Name))
+			c = compareFold(a.props[i].Name, b.props[j].Name)
 		}
 		switch {
 		case c < 0:

@@ -2,7 +2,9 @@ package metabase
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +204,28 @@ func TestNodesOrder(t *testing.T) {
 	}
 	if CompareLocations("/LM/SmtpSvc/9", "/LM/SmtpSvc/10") >= 0 || CompareLocations("/lm/smtpsvc", "/LM/SmtpSvc") != 0 {
 		t.Fatal("CompareLocations: numeric or case-insensitive order broken")
+	}
+}
+
+// TestSortKeyMatchesCompareLocations checks that the precomputed sort keys
+// Nodes uses order Locations exactly as CompareLocations does.
+func TestSortKeyMatchesCompareLocations(t *testing.T) {
+	segs := []string{"", "LM", "lm", "SmtpSvc", "smtpsvc", "1", "01", "2", "10", "9", "0", "00", "Domain", "*.contoso.com",
+		"Ä.example", "ä.example", "-x", "a", "ab", "abc", "Ab", "18446744073709551615", "123456789012345678", "12345678901234567890"}
+	r := rand.New(rand.NewPCG(1, 2))
+	loc := func() string {
+		n := r.IntN(5) + 1
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = segs[r.IntN(len(segs))]
+		}
+		return strings.Join(parts, "/")
+	}
+	sign := func(c int) int { return cmp.Compare(c, 0) }
+	for range 20000 {
+		a, b := loc(), loc()
+		if got, want := sign(strings.Compare(sortKey(a), sortKey(b))), sign(CompareLocations(a, b)); got != want {
+			t.Fatalf("%q vs %q: sort keys say %d, CompareLocations %d", a, b, got, want)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package metabase
 
 import (
 	"cmp"
+	"encoding/binary"
+	"maps"
 	"slices"
 	"strings"
 
@@ -111,7 +113,7 @@ func (n *Node) SetProperty(p Property) bool {
 
 func (n *Node) put(p Property) {
 	i, _ := slices.BinarySearchFunc(n.props, p.Name, func(a Property, name string) int {
-		return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(name))
+		return compareFold(a.Name, name)
 	})
 	n.props = slices.Insert(n.props, i, p)
 }
@@ -152,6 +154,7 @@ func (n *Node) Equal(o *Node) bool {
 // file held (IIS_Global, schema elements), kept as it was.
 type Tree struct {
 	nodes   map[string]*Node // key: lower-case Location
+	order   []*Node          // nodes in tree order; nil when the set of nodes changed
 	Version uint64           // ChangeNumber of the file, bumped by every save
 	extra   []*etree.Element // non-node elements inside <MBProperty>, verbatim
 	outer   []*etree.Element // elements beside <MBProperty> in <configuration>, verbatim
@@ -178,17 +181,22 @@ func (t *Tree) Ensure(loc, class string) *Node {
 	}
 	n := &Node{Class: class, Location: strings.TrimRight(loc, "/")}
 	t.nodes[k] = n
+	t.order = nil
 	return n
 }
 
 // Put stores a node, replacing any node at its Location.
-func (t *Tree) Put(n *Node) { t.nodes[key(n.Location)] = n }
+func (t *Tree) Put(n *Node) {
+	t.nodes[key(n.Location)] = n
+	t.order = nil
+}
 
 // Delete removes the node at loc; it reports whether it was there.
 func (t *Tree) Delete(loc string) bool {
 	k := key(loc)
 	_, ok := t.nodes[k]
 	delete(t.nodes, k)
+	t.order = nil
 	return ok
 }
 
@@ -202,6 +210,7 @@ func (t *Tree) DeleteSubtree(loc string) int {
 			n++
 		}
 	}
+	t.order = nil
 	return n
 }
 
@@ -209,14 +218,13 @@ func (t *Tree) DeleteSubtree(loc string) int {
 func (t *Tree) Len() int { return len(t.nodes) }
 
 // Nodes returns every node in tree order (parents before children, virtual
-// servers in numeric order).
+// servers in numeric order; see CompareLocations). The slice is the
+// caller's; the nodes are the tree's.
 func (t *Tree) Nodes() []*Node {
-	out := make([]*Node, 0, len(t.nodes))
-	for _, n := range t.nodes {
-		out = append(out, n)
+	if t.order == nil {
+		t.order = sortNodes(slices.Collect(maps.Values(t.nodes)))
 	}
-	slices.SortFunc(out, func(a, b *Node) int { return CompareLocations(a.Location, b.Location) })
-	return out
+	return slices.Clone(t.order)
 }
 
 // Below returns the nodes strictly below loc, in tree order.
@@ -228,8 +236,62 @@ func (t *Tree) Below(loc string) []*Node {
 			out = append(out, n)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Node) int { return CompareLocations(a.Location, b.Location) })
-	return out
+	return sortNodes(out)
+}
+
+// sortNodes sorts nodes in tree order, by precomputed sort keys.
+func sortNodes(ns []*Node) []*Node {
+	type keyed struct {
+		k string
+		n *Node
+	}
+	ks := make([]keyed, len(ns))
+	for i, n := range ns {
+		ks[i] = keyed{sortKey(n.Location), n}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.k, b.k) })
+	for i := range ks {
+		ns[i] = ks[i].n
+	}
+	return ns
+}
+
+// sortKey encodes a Location so that comparing keys byte by byte orders
+// Locations as CompareLocations does: per segment, a number as 0x01, its
+// value in 8 big-endian bytes and its digits; a name as 0x02 and its
+// lower-case form; each segment ended by 0x00.
+func sortKey(loc string) string {
+	b := make([]byte, 0, len(loc)+16)
+	for {
+		seg, rest, more := strings.Cut(loc, "/")
+		if n, ok := segmentNumber(seg); ok {
+			b = append(b, 1)
+			b = binary.BigEndian.AppendUint64(b, n)
+			b = append(b, seg...)
+		} else {
+			b = append(b, 2)
+			b = appendLower(b, seg)
+		}
+		b = append(b, 0)
+		if !more {
+			return string(b)
+		}
+		loc = rest
+	}
+}
+
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return append(b, strings.ToLower(s[i:])...)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // Unread returns, in tree order, the nodes ds2mb keeps as they are but does
@@ -262,9 +324,9 @@ func (t *Tree) Clone() *Tree {
 	return c
 }
 
-// CompareLocations orders Locations segment by segment, case-insensitively,
-// numeric segments by value (a number sorts before a name). It does not
-// allocate.
+// CompareLocations orders Locations segment by segment: numeric segments by
+// value and before names, names case-insensitively, a parent before its
+// children. It does not allocate.
 func CompareLocations(a, b string) int {
 	for {
 		x, arest, amore := strings.Cut(a, "/")
@@ -284,17 +346,9 @@ func CompareLocations(a, b string) int {
 	}
 }
 
-// compareSegments compares two Location segments: both numeric by value,
-// else case-insensitively.
-func compareSegments(x, y string) int {
-	xn, xok := segmentNumber(x)
-	yn, yok := segmentNumber(y)
-	if xok && yok {
-		if c := cmp.Compare(xn, yn); c != 0 {
-			return c
-		}
-		return cmp.Compare(x, y) // "01" and "1": any fixed order
-	}
+// compareFold compares two strings case-insensitively, as if both were
+// lower-cased, without allocating for ASCII.
+func compareFold(x, y string) int {
 	for i := 0; i < len(x) && i < len(y); i++ {
 		cx, cy := x[i], y[i]
 		if cx >= 0x80 || cy >= 0x80 {
@@ -311,6 +365,26 @@ func compareSegments(x, y string) int {
 		}
 	}
 	return cmp.Compare(len(x), len(y))
+}
+
+// compareSegments compares two Location segments: both numeric by value,
+// else case-insensitively.
+func compareSegments(x, y string) int {
+	xn, xok := segmentNumber(x)
+	yn, yok := segmentNumber(y)
+	if xok && yok {
+		if c := cmp.Compare(xn, yn); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y) // "01" and "1": any fixed order
+	}
+	if xok != yok {
+		if xok {
+			return -1
+		}
+		return 1
+	}
+	return compareFold(x, y)
 }
 
 // segmentNumber reads a segment made only of decimal digits (at most 18).
