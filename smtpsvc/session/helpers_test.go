@@ -68,7 +68,7 @@ func baseTree(dir string, svc, vs props) *metabase.Tree {
 }
 
 // start builds the tree and serves virtual server 1.
-func start(t *testing.T, tree *metabase.Tree, env *session.Env) *fixture {
+func start(t testing.TB, tree *metabase.Tree, env *session.Env) *fixture {
 	t.Helper()
 	cfg, err := config.Build(tree, config.Options{BaseDir: t.TempDir(), Hostname: "host.test"})
 	if err != nil {
@@ -92,7 +92,7 @@ func start(t *testing.T, tree *metabase.Tree, env *session.Env) *fixture {
 }
 
 // startProps is start(baseTree(...)).
-func startProps(t *testing.T, svc, vs props, env *session.Env) *fixture {
+func startProps(t testing.TB, svc, vs props, env *session.Env) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := start(t, baseTree(dir, svc, vs), env)

@@ -26,12 +26,17 @@
 //
 // # Durability
 //
-// A message is written to ".tmp-<id>" in the same folder with one write
-// (buffered), the file is fsynced, renamed to "<id>.eml" and the folder is
-// fsynced; only then does Commit return. Files whose name starts with ".tmp-"
-// are incomplete and are never delivered (a crash leaves them behind; Open
-// removes the ones older than an hour). Concurrent commits share folder
-// fsyncs: a commit waits for a folder fsync that started after its rename.
+// A message is written to a temporary file in the queue folder with one
+// write (buffered), the file is fsynced, given its name "<id>.eml" and the
+// folder is fsynced; only then does Commit return, and only then does the
+// server reply 250. A "<id>.eml" file is therefore always complete.
+//
+// On Linux the temporary file is unnamed (O_TMPFILE) and is named with
+// linkat(2) through /proc/self/fd: one folder operation instead of a create
+// and a rename, and a crash leaves nothing behind. Where that is not
+// available the file is ".tmp-<id>", renamed to "<id>.eml"; files whose name
+// starts with ".tmp-" are incomplete and are never delivered (a crash leaves
+// them behind; Open removes the ones older than an hour).
 package spool
 
 import (
@@ -61,18 +66,15 @@ type Envelope struct {
 
 // Spool is one queue folder.
 type Spool struct {
-	dir    string
-	dirf   *os.File
-	prefix string // process-unique part of ids
-	seq    atomic.Uint64
-
-	mu      sync.Mutex
-	cond    *sync.Cond
-	started uint64 // folder fsyncs started
-	done    uint64 // folder fsyncs finished
-	running bool
-	lastErr error
+	dir     string
+	dirf    *os.File
+	prefix  string // process-unique part of ids
+	unnamed bool   // temporary files are O_TMPFILE
+	seq     atomic.Uint64
 }
+
+// spoolSeq makes the id prefixes of the spools of one process distinct.
+var spoolSeq atomic.Uint64
 
 var bufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
@@ -86,9 +88,9 @@ func Open(dir string) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, dirf: f,
-		prefix: strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + strconv.FormatInt(int64(os.Getpid()), 16)}
-	s.cond = sync.NewCond(&s.mu)
+	s := &Spool{dir: dir, dirf: f, unnamed: probeUnnamed(dir),
+		prefix: strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + strconv.FormatInt(int64(os.Getpid()), 16) +
+			"-" + strconv.FormatUint(spoolSeq.Add(1), 16)}
 	if ents, err := os.ReadDir(dir); err == nil {
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), ".tmp-") {
@@ -109,24 +111,32 @@ func (s *Spool) Close() error { return s.dirf.Close() }
 
 // Message is a message being written. It is not safe for concurrent use.
 type Message struct {
-	s    *Spool
-	id   string
-	f    *os.File
-	w    *bufio.Writer
-	err  error
-	done bool
+	s     *Spool
+	id    string
+	f     *os.File
+	w     *bufio.Writer
+	err   error
+	done  bool
+	named bool // f is ".tmp-<id>" (else unnamed)
 }
 
 // Create starts a message with its envelope.
 func (s *Spool) Create(env *Envelope) (*Message, error) {
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 10)
-	f, err := os.OpenFile(filepath.Join(s.dir, ".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+	var f *os.File
+	if s.unnamed {
+		f, _ = openUnnamed(s.dir)
+	}
+	if f == nil {
+		var err error
+		f, err = os.OpenFile(filepath.Join(s.dir, ".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
 	}
 	w := bufPool.Get().(*bufio.Writer)
 	w.Reset(f)
-	m := &Message{s: s, id: id, f: f, w: w}
+	m := &Message{s: s, id: id, f: f, w: w, named: !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)")}
 	m.writeEnvelope(env)
 	return m, nil
 }
@@ -211,7 +221,9 @@ func (m *Message) Commit() (string, error) {
 	tmp := m.f.Name()
 	fail := func(err error) (string, error) {
 		m.f.Close()
-		os.Remove(tmp)
+		if m.named {
+			os.Remove(tmp)
+		}
 		return "", fmt.Errorf("spool: %w", err)
 	}
 	if m.err != nil {
@@ -223,14 +235,21 @@ func (m *Message) Commit() (string, error) {
 	if err := m.f.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := m.f.Close(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("spool: %w", err)
-	}
 	final := filepath.Join(m.s.dir, m.id+".eml")
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("spool: %w", err)
+	if !m.named {
+		if err := linkUnnamed(m.f, final); err != nil {
+			return fail(err)
+		}
+		m.f.Close()
+	} else {
+		if err := m.f.Close(); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("spool: %w", err)
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("spool: %w", err)
+		}
 	}
 	if err := m.s.syncDir(); err != nil {
 		// The file is complete but its name may not survive a crash: take
@@ -248,7 +267,9 @@ func (m *Message) Abort() {
 	}
 	m.done = true
 	m.f.Close()
-	os.Remove(m.f.Name())
+	if m.named {
+		os.Remove(m.f.Name())
+	}
 	m.release()
 }
 
@@ -258,32 +279,10 @@ func (m *Message) release() {
 	m.w = nil
 }
 
-// syncDir returns once a folder fsync that started after the call has
-// finished; concurrent callers share one fsync.
-func (s *Spool) syncDir() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	need := s.started + 1 // the next fsync to start (a running one may predate our rename)
-	for s.done < need {
-		if !s.running {
-			s.running = true
-			s.started++
-			s.mu.Unlock()
-			err := s.dirf.Sync()
-			s.mu.Lock()
-			s.running = false
-			s.done = s.started
-			s.lastErr = err
-			s.cond.Broadcast()
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		s.cond.Wait()
-	}
-	return s.lastErr
-}
+// syncDir fsyncs the folder. Concurrent callers each fsync: the file
+// system's journal batches them (measured faster than sharing one fsync in
+// user space, BenchmarkCommit4K).
+func (s *Spool) syncDir() error { return s.dirf.Sync() }
 
 // Read parses the envelope block of a spool file from r, leaving r at the
 // first byte of the message.

@@ -16,12 +16,22 @@ import (
 )
 
 func TestCommitAndRead(t *testing.T) {
+	t.Run("unnamed", func(t *testing.T) { testCommitAndRead(t, false) })
+	t.Run("named", func(t *testing.T) { testCommitAndRead(t, true) })
+}
+
+func testCommitAndRead(t *testing.T, named bool) {
 	dir := filepath.Join(t.TempDir(), "Queue")
 	s, err := spool.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if named {
+		spool.NamedTemps(s)
+	} else if !spool.Unnamed(s) {
+		t.Log("O_TMPFILE not available here: both runs use named temporary files")
+	}
 	env := &spool.Envelope{From: "", FromParams: "BODY=8BITMIME", To: []string{"a@example.com", "b@example.com"},
 		ToParams: []string{"NOTIFY=NEVER", ""}, Client: "[127.0.0.1] helo=x", ReceivedAt: time.Date(2026, 11, 26, 1, 2, 3, 0, time.UTC), Instance: 2}
 	m, err := s.Create(env)
@@ -31,8 +41,13 @@ func TestCommitAndRead(t *testing.T) {
 	body := "Subject: hi\r\n\r\nbody\r\n"
 	io.Copy(m, strings.NewReader(body))
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), ".tmp-") {
-		t.Fatalf("before Commit: %v", ents)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".tmp-") {
+			t.Fatalf("before Commit: %s visible", e.Name())
+		}
+	}
+	if named && len(ents) != 1 {
+		t.Fatalf("before Commit: %v, want one .tmp- file", ents)
 	}
 	path, err := m.Commit()
 	if err != nil {
@@ -66,8 +81,16 @@ func TestCommitAndRead(t *testing.T) {
 }
 
 func TestAbort(t *testing.T) {
+	t.Run("unnamed", func(t *testing.T) { testAbort(t, false) })
+	t.Run("named", func(t *testing.T) { testAbort(t, true) })
+}
+
+func testAbort(t *testing.T, named bool) {
 	dir := t.TempDir()
 	s, _ := spool.Open(dir)
+	if named {
+		spool.NamedTemps(s)
+	}
 	m, _ := s.Create(&spool.Envelope{From: "a@b", To: []string{"c@d"}})
 	m.WriteString("data")
 	m.Abort()
@@ -76,7 +99,7 @@ func TestAbort(t *testing.T) {
 	}
 }
 
-// TestConcurrentCommits: commits from many goroutines share folder fsyncs
+// TestConcurrentCommits: commits from many goroutines at once
 // and every message arrives whole under a unique name.
 func TestConcurrentCommits(t *testing.T) {
 	dir := t.TempDir()

@@ -1,0 +1,44 @@
+package spool
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// openUnnamed opens an unnamed file in dir (O_TMPFILE), or reports that
+// the file system cannot.
+func openUnnamed(dir string) (*os.File, bool) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, false
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed)")), true
+}
+
+// linkUnnamed gives an unnamed file its name.
+func linkUnnamed(f *os.File, path string) error {
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		return &os.LinkError{Op: "linkat", Old: f.Name(), New: path, Err: err}
+	}
+	return nil
+}
+
+// probeUnnamed reports whether dir supports unnamed files that can be
+// linked in (O_TMPFILE and /proc/self/fd).
+func probeUnnamed(dir string) bool {
+	f, ok := openUnnamed(dir)
+	if !ok {
+		return false
+	}
+	defer f.Close()
+	p := filepath.Join(dir, ".tmp-probe-"+strconv.Itoa(os.Getpid()))
+	if linkUnnamed(f, p) != nil {
+		return false
+	}
+	os.Remove(p)
+	return true
+}

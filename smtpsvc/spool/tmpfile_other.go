@@ -1,0 +1,12 @@
+//go:build !linux
+
+package spool
+
+import (
+	"errors"
+	"os"
+)
+
+func openUnnamed(string) (*os.File, bool) { return nil, false }
+func linkUnnamed(*os.File, string) error  { return errors.New("unnamed files are Linux-only") }
+func probeUnnamed(string) bool            { return false }
