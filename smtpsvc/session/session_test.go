@@ -43,6 +43,23 @@ func TestBannerAndEHLO(t *testing.T) {
 	r.expect("QUIT", "221 2.0.0")
 }
 
+// TestEnhancedCodes: replies to mistakes carry enhanced status codes too.
+func TestEnhancedCodes(t *testing.T) {
+	f := startProps(t, nil, nil, nil)
+	r := dialRaw(t, f.addr)
+	r.expect("MAIL FROM:<a@example.org>", "502 5.5.1")
+	r.expect("EHLO client.test", "250")
+	r.expect("RCPT TO:<b@example.com>", "502 5.5.1")
+	r.expect("MAIL FROM:<a@example.org>", "250 2.0.0")
+	r.expect("MAIL FROM:<a@example.org>", "503 5.5.1")
+	r.expect("DATA", "502 5.5.1")
+	r.expect("RCPT TO:<not an address>", "501 5.5.2")
+	r.expect("VRFY b@example.com", "252 2.5.0")
+	r.expect("RSET", "250 2.0.0")
+	r.expect("XYZZY", "501 5.5.2")
+	r.expect("FOOB", "500 5.5.2")
+}
+
 // TestCommandSupportOptions: SmtpInboundCommandSupportOptions switches
 // DSN, CHUNKING, BINARYMIME and 8BITMIME.
 func TestCommandSupportOptions(t *testing.T) {
