@@ -3,6 +3,42 @@
 // keywords, limits, timeouts, relay policy, AUTH, STARTTLS), whose sessions
 // spool accepted mail durably before the 250 reply, and write the protocol
 // log.
+//
+// Behaviour, property by property:
+//
+//   - Banner "220 <FullyQualifiedDomainName> ds2mb ESMTP ready at <RFC 5322
+//     date>"; the HELO/EHLO reply starts "<FQDN> Hello [<client IP>]".
+//   - EHLO keywords: PIPELINING, ENHANCEDSTATUSCODES, SIZE (with
+//     MaxMessageSize; bare when it is 0), and per
+//     SmtpInboundCommandSupportOptions DSN (0x40), CHUNKING and BDAT
+//     (0x100000), BINARYMIME (0x200000, with CHUNKING), 8BITMIME
+//     (0x400000); STARTTLS when a certificate is configured; AUTH PLAIN
+//     LOGIN (see below).
+//   - ConnectionTimeout: idle time before "421 4.4.2".
+//   - MaxMessageSize: "552 5.3.4" (also for MAIL SIZE=); MaxSessionSize:
+//     bytes of message data over the session, "552 5.3.4" past it;
+//     MaxRecipients: "452 4.5.3 Too many recipients"; HopCount: more
+//     Received headers than that in the arriving header section is
+//     "554 5.4.6 Hop count exceeded".
+//   - EnableReverseDnsLookup: the client's PTR name (Env.Resolver) goes in
+//     the Received header the server adds: "from <helo> (<ptr> [<ip>])", or
+//     "(RDNS failed [<ip>])".
+//   - Recipients: package policy (local, relay, RelayIpList, RelayForAuth,
+//     address tricks refused, "550 5.7.1 Relaying prohibited").
+//   - AccessSSLFlags with AccessSSL: MAIL before STARTTLS is
+//     "530 5.7.0 Must issue a STARTTLS command first".
+//   - AUTH PLAIN and LOGIN are offered when AuthFlags has AuthBasic and
+//     Env.Auth is set, only over TLS — except to loopback clients when
+//     Env.AllowInsecureAuth is set (tests and the local demo). AUTH in clear
+//     otherwise gets "538 5.7.11". Wrong credentials: "535 5.7.8"; after
+//     too many failures from one address (Env.Limiter): "454 4.7.0 Too many
+//     failed attempts, try later".
+//   - Every reply but the greeting, the EHLO reply and the 334/354
+//     continuations carries an enhanced status code (RFC 2034).
+//
+// go-smtp v0.25.1 fixes its greeting and EHLO first line and always offers
+// PIPELINING, 8BITMIME and CHUNKING, and silently drops source routes; the
+// module is replaced by a copy with small opt-in hooks (gosmtp/PATCH.md).
 package session
 
 import (
@@ -19,6 +55,12 @@ import (
 
 // Stats are counters shared by every session of a process (or of one virtual
 // server, as the caller chooses); all fields atomic.
+//
+// SessionsOpen counts sessions from their first HELO/EHLO to their end
+// (connections that never greet are not counted; the supervisor counts
+// connections). A transaction is counted once, by its final reply: the DATA
+// reply, or the refusal that ended it (a refused MAIL, or RCPTs refused and
+// the transaction reset or the session closed without DATA).
 type Stats struct {
 	SessionsOpen                      atomic.Int64
 	MessagesAccepted, MessagesRefused atomic.Uint64
