@@ -51,3 +51,54 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastParse checks that the fast reader, whenever it accepts an input,
+// reads it exactly as the general etree reader does.
+func FuzzFastParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.xml")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(crashTree(12).Bytes())
+	f.Add(bigTree(3, 9).Bytes())
+	f.Add([]byte(doc(goodServers)))
+	f.Add([]byte(`<?xml version="1.0"?><configuration xmlns='x'><MBProperty><IIS_Global Location="." ChangeNumber=" 9 "/><A Location =" /LM/x/ " b = 'a&#x9;&lt;&#10;&quot;'><Custom Name="n" ID="1" Value="&amp;" Type="dword"></Custom></A ></MBProperty></configuration >`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fast, ok := fastParse(in)
+		general, err := parseGeneral(in)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("fast reader accepts what the general one refuses (%v):\n%q", err, in)
+		}
+		if fast.Version != general.Version || !fast.Equal(general) {
+			t.Fatalf("readers disagree on\n%q\nfast:\n%s\ngeneral:\n%s", in, fast.Bytes(), general.Bytes())
+		}
+		if fast.Len() != general.Len() {
+			t.Fatalf("readers disagree on the node count: %d and %d", fast.Len(), general.Len())
+		}
+	})
+}
+
+// TestFastParseTakesOurOwnFiles checks that the files ds2mb writes take the
+// fast path, and that inputs it does not know fall back to the general one.
+func TestFastParseTakesOurOwnFiles(t *testing.T) {
+	for _, in := range [][]byte{bigTree(5, 20).Bytes(), crashTree(7).Bytes(), New().Bytes()} {
+		if _, ok := fastParse(in); !ok {
+			t.Fatalf("a file ds2mb wrote does not take the fast path:\n%s", in)
+		}
+	}
+	b, _ := os.ReadFile("testdata/seed004.golden.xml")
+	if _, ok := fastParse(b); !ok {
+		t.Fatal("the saved seed fragment does not take the fast path")
+	}
+	b, _ = os.ReadFile("testdata/sample.golden.xml")
+	if _, ok := fastParse(b); ok {
+		t.Fatal("the full sample (kept unknown elements) took the fast path")
+	}
+}

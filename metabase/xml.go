@@ -35,6 +35,15 @@ func Load(path string) (*Tree, error) {
 // name the line (XML syntax) or the Location; values are checked by Validate.
 func Parse(b []byte) (*Tree, error) {
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+	if t, ok := fastParse(b); ok {
+		return t, nil
+	}
+	return parseGeneral(b)
+}
+
+// parseGeneral reads any MetaBase.xml with etree, keeping every element it
+// does not understand.
+func parseGeneral(b []byte) (*Tree, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings.Permissive = false
 	doc.ReadSettings.PreserveDuplicateAttrs = true
@@ -138,17 +147,21 @@ func (t *Tree) readElement(e *etree.Element, fragment bool) error {
 }
 
 func readCustom(c *etree.Element) (Property, error) {
-	p := Property{Custom: true, Name: c.SelectAttrValue("Name", ""), Text: c.SelectAttrValue("Value", ""),
-		UserType: c.SelectAttrValue("UserType", ""), Attributes: c.SelectAttrValue("Attributes", "")}
+	return customProperty(func(name string) string { return c.SelectAttrValue(name, "") })
+}
+
+// customProperty builds a property from the attributes of a <Custom> element.
+func customProperty(attr func(name string) string) (Property, error) {
+	p := Property{Custom: true, Name: attr("Name"), Text: attr("Value"), UserType: attr("UserType"), Attributes: attr("Attributes")}
 	if p.Name == "" {
 		return p, fmt.Errorf("<Custom> without Name")
 	}
-	id, err := strconv.ParseUint(strings.TrimSpace(c.SelectAttrValue("ID", "")), 10, 32)
+	id, err := strconv.ParseUint(strings.TrimSpace(attr("ID")), 10, 32)
 	if err != nil {
-		return p, fmt.Errorf("<Custom Name=%q>: ID %q is not a number", p.Name, c.SelectAttrValue("ID", ""))
+		return p, fmt.Errorf("<Custom Name=%q>: ID %q is not a number", p.Name, attr("ID"))
 	}
 	p.ID = uint32(id)
-	p.Type, err = schema.ParseMDType(c.SelectAttrValue("Type", ""))
+	p.Type, err = schema.ParseMDType(attr("Type"))
 	if err != nil {
 		return p, fmt.Errorf("<Custom Name=%q>: %v", p.Name, err)
 	}
