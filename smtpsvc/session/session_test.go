@@ -317,3 +317,51 @@ func lines(n int) string {
 	}
 	return b.String()[:n]
 }
+
+// TestBDATReset: RSET or a dropped connection in the middle of a BDAT
+// transfer discards the message (nothing spooled, nothing left behind) and
+// the session goes on.
+func TestBDATReset(t *testing.T) {
+	f := startProps(t, nil, nil, nil)
+	r := dialRaw(t, f.addr)
+	r.expect("EHLO c.test", "250")
+	r.expect("MAIL FROM:<a@example.org>", "250")
+	r.expect("RCPT TO:<b@example.com>", "250")
+	chunk := "Subject: part\r\n\r\nfirst chunk\r\n"
+	r.tp.PrintfLine("BDAT %d", len(chunk))
+	r.c.Write([]byte(chunk))
+	r.read()
+	if r.code != 250 {
+		t.Fatalf("first chunk: %d %s", r.code, r.msg)
+	}
+	r.expect("RSET", "250")
+	r.expect("MAIL FROM:<a@example.org>", "250")
+	r.expect("RCPT TO:<b@example.com>", "250")
+	whole := "Subject: whole\r\n\r\nbody\r\n"
+	r.tp.PrintfLine("BDAT %d LAST", len(whole))
+	r.c.Write([]byte(whole))
+	if code, msg := r.read(); code != 250 {
+		t.Fatalf("BDAT LAST: %d %s", code, msg)
+	}
+	// A transfer cut by the client going away.
+	r2 := dialRaw(t, f.addr)
+	r2.expect("EHLO c.test", "250")
+	r2.expect("MAIL FROM:<a@example.org>", "250")
+	r2.expect("RCPT TO:<b@example.com>", "250")
+	r2.tp.PrintfLine("BDAT %d", len(chunk))
+	r2.c.Write([]byte(chunk))
+	r2.read()
+	r2.c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.stats.SessionsOpen.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	files := spooled(t, f.vs.QueueDir)
+	if len(files) != 1 || !strings.Contains(readFile(t, files[0]), "Subject: whole") {
+		t.Fatalf("spooled %v, want only the whole message", files)
+	}
+	ents, _ := os.ReadDir(f.vs.QueueDir)
+	if len(ents) != 1 {
+		t.Errorf("queue folder holds %d entries", len(ents))
+	}
+}

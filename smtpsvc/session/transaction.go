@@ -38,6 +38,12 @@ var (
 
 // session is one SMTP session of a connection.
 type session struct {
+	// mu is held by Data for its whole run: with BDAT, go-smtp runs Data in
+	// a goroutine of its own and may call Reset or Logout (RSET, a dropped
+	// connection) while it runs; they wait until Data has seen the closed
+	// chunk pipe and returned.
+	mu sync.Mutex
+
 	be    *backend
 	conn  *smtp.Conn
 	start time.Time
@@ -86,6 +92,8 @@ func (s *session) logCmd(method, query string, status int) {
 
 // Reset discards the current transaction.
 func (s *session) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.endTx()
 }
 
@@ -101,6 +109,8 @@ func (s *session) endTx() {
 
 // Logout ends the session.
 func (s *session) Logout() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.endTx()
 	s.be.stats.SessionsOpen.Add(-1)
 	s.logCmd("QUIT", "", 240)
@@ -220,6 +230,8 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<
 // Data spools the message durably; the 250 reply follows only once it is on
 // disk.
 func (s *session) Data(r io.Reader) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	start := time.Now()
 	err := s.data(r)
 	status := 250
