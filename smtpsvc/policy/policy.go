@@ -1,9 +1,17 @@
 // Package policy decides whether a virtual server takes a recipient: mail for
 // a local (SMTP_ALIAS) or drop (SMTP_DROP) domain is accepted, mail for a
-// relay domain (SMTP_DOMAIN_RELAY) is accepted for relay, and mail for any
-// other domain only when RelayIpList grants the client's address or the
-// client authenticated and RelayForAuth is on. Everything else is refused
-// with 550 5.7.1: the server is never an open relay.
+// relay domain is accepted for relay, and mail for any other domain only
+// when RelayIpList grants the client's address or the client authenticated
+// and RelayForAuth is on. Everything else is refused with 550 5.7.1: the
+// server is never an open relay.
+//
+// A relay domain is a domain node with SMTP_DOMAIN_RELAY (a non-authoritative
+// recipient policy, or a connector address space without a smart host) or
+// with SMTP_SMARTHOST (a connector address space routed to its smart host):
+// DESIGN.md and the issue count every connector address space as a relay
+// domain, and the replicator writes SMTP_SMARTHOST alone for a connector with
+// a smart host. (IIS itself would want SMTP_DOMAIN_RELAY on such a node too;
+// a hand-written "remote domain" with a smart host is relayed here.)
 //
 // Address tricks never relay, whoever the client is: a local part holding
 // '%' (the percent hack, "user%other.com@local.com"), '!' (bang paths) or
@@ -69,7 +77,7 @@ func Recipient(vs *config.VirtualServer, rcpt string, c Client) (Verdict, *Refus
 			switch {
 			case d.Local || d.Drop != "":
 				return Local, nil
-			case d.Relay:
+			case d.Relay || d.SmartHost != "":
 				return Relay, nil
 			}
 		}

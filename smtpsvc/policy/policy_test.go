@@ -61,7 +61,7 @@ func TestRecipient(t *testing.T) {
 		{"relay domain", plain, anon, "u@relay.example", policy.Relay, [3]int{}},
 		{"wildcard", plain, anon, "u@a.wild.example", policy.Relay, [3]int{}},
 		{"wildcard base", plain, anon, "u@wild.example", policy.Refused, [3]int{5, 7, 1}},
-		{"smart host only", plain, anon, "u@smart.example", policy.Refused, [3]int{5, 7, 1}},
+		{"smart host (connector address space)", plain, anon, "u@smart.example", policy.Relay, [3]int{}},
 		{"foreign", plain, anon, "u@foreign.example", policy.Refused, [3]int{5, 7, 1}},
 		{"granted", granted, anon, "u@foreign.example", policy.Relay, [3]int{}},
 		{"granted mapped v6", granted, policy.Client{IP: netip.MustParseAddr("::ffff:192.0.2.7")}, "u@foreign.example", policy.Relay, [3]int{}},

@@ -46,7 +46,7 @@ func TestRelay(t *testing.T) {
 			{"user@a.b.contoso.com", "250 2.0.0"},                       // deeper subdomain
 			{"user@contoso.com", "550 5.7.1 Relaying prohibited"},       // *.contoso.com is not contoso.com
 			{"user@drop.example.net", "250 2.0.0"},                      // drop domain
-			{"user@smarthost-only.example", "550 5.7.1 Relaying"},       // smart host without relay flag
+			{"user@smarthost-only.example", "250 2.0.0"},                // connector address space with a smart host
 			{"user@elsewhere.example", "550 5.7.1 Relaying prohibited"}, // anything else
 			{"user@example.com.evil.example", "550 5.7.1"},              // suffix trick
 			{"user@[192.0.2.1]", "550 5.7.1"},                           // address literal
