@@ -312,7 +312,7 @@ func (t *Tree) fastElement(p *fastParser, e fastTag) bool {
 		}
 	}
 	t.nodes[key(n.Location)] = n
-	t.order = nil
+	t.order.Store(nil)
 	return true
 }
 

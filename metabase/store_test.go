@@ -2,6 +2,7 @@ package metabase
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -230,6 +231,27 @@ func TestStoreRemovesStaleTemporaryFiles(t *testing.T) {
 	for f, want := range map[string]bool{stale: false, staleHist: false, fresh: true, other: true} {
 		if _, err := os.Stat(f); (err == nil) != want {
 			t.Errorf("%s: exists=%v, want %v", filepath.Base(f), err == nil, want)
+		}
+	}
+}
+
+// TestConcurrentReaders checks that read-only use of one tree from several
+// goroutines is safe (run with -race).
+func TestConcurrentReaders(t *testing.T) {
+	tr := sampleTree(t)
+	done := make(chan string)
+	for range 4 {
+		go func() {
+			n := len(tr.Nodes())
+			tr.Validate()
+			tr.Effective(schema.ServerLocation(2), "AuthFlags")
+			done <- fmt.Sprint(n, len(tr.Bytes()))
+		}()
+	}
+	first := <-done
+	for range 3 {
+		if got := <-done; got != first {
+			t.Fatalf("readers disagree: %s and %s", first, got)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/beevik/etree"
 	"github.com/ds2mb/ds2mb/schema"
@@ -153,12 +154,12 @@ func (n *Node) Equal(o *Node) bool {
 // Tree is a whole metabase: its nodes by Location, plus whatever else the
 // file held (IIS_Global, schema elements), kept as it was.
 type Tree struct {
-	nodes   map[string]*Node // key: lower-case Location
-	order   []*Node          // nodes in tree order; nil when the set of nodes changed
-	Version uint64           // ChangeNumber of the file, bumped by every save
-	extra   []*etree.Element // non-node elements inside <MBProperty>, verbatim
-	outer   []*etree.Element // elements beside <MBProperty> in <configuration>, verbatim
-	global  *etree.Element   // <IIS_Global>, without ChangeNumber
+	nodes   map[string]*Node        // key: lower-case Location
+	order   atomic.Pointer[[]*Node] // nodes in tree order; nil when the set of nodes changed
+	Version uint64                  // ChangeNumber of the file, bumped by every save
+	extra   []*etree.Element        // non-node elements inside <MBProperty>, verbatim
+	outer   []*etree.Element        // elements beside <MBProperty> in <configuration>, verbatim
+	global  *etree.Element          // <IIS_Global>, without ChangeNumber
 }
 
 // New returns an empty tree.
@@ -181,14 +182,14 @@ func (t *Tree) Ensure(loc, class string) *Node {
 	}
 	n := &Node{Class: class, Location: strings.TrimRight(loc, "/")}
 	t.nodes[k] = n
-	t.order = nil
+	t.order.Store(nil)
 	return n
 }
 
 // Put stores a node, replacing any node at its Location.
 func (t *Tree) Put(n *Node) {
 	t.nodes[key(n.Location)] = n
-	t.order = nil
+	t.order.Store(nil)
 }
 
 // Delete removes the node at loc; it reports whether it was there.
@@ -196,7 +197,7 @@ func (t *Tree) Delete(loc string) bool {
 	k := key(loc)
 	_, ok := t.nodes[k]
 	delete(t.nodes, k)
-	t.order = nil
+	t.order.Store(nil)
 	return ok
 }
 
@@ -210,7 +211,7 @@ func (t *Tree) DeleteSubtree(loc string) int {
 			n++
 		}
 	}
-	t.order = nil
+	t.order.Store(nil)
 	return n
 }
 
@@ -221,10 +222,13 @@ func (t *Tree) Len() int { return len(t.nodes) }
 // servers in numeric order; see CompareLocations). The slice is the
 // caller's; the nodes are the tree's.
 func (t *Tree) Nodes() []*Node {
-	if t.order == nil {
-		t.order = sortNodes(slices.Collect(maps.Values(t.nodes)))
+	o := t.order.Load()
+	if o == nil {
+		sorted := sortNodes(slices.Collect(maps.Values(t.nodes)))
+		o = &sorted
+		t.order.Store(o) // concurrent readers may both sort; either result is right
 	}
-	return slices.Clone(t.order)
+	return slices.Clone(*o)
 }
 
 // Below returns the nodes strictly below loc, in tree order.

@@ -25,6 +25,7 @@ func (p Problem) Error() string {
 // ValidationError is every problem of a tree.
 type ValidationError []Problem
 
+// Error joins the problems with "; ".
 func (e ValidationError) Error() string {
 	var b strings.Builder
 	for i, p := range e {

@@ -142,7 +142,7 @@ func (t *Tree) readElement(e *etree.Element, fragment bool) error {
 		n.put(p)
 	}
 	t.nodes[key(n.Location)] = n
-	t.order = nil
+	t.order.Store(nil)
 	return nil
 }
 
