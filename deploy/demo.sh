@@ -69,4 +69,6 @@ wait_file "$DEMO/ldap.ready" 120
 echo "demo: running; press Ctrl-C to stop"
 # Run until Ctrl-C or until any part exits.
 wait -n "${pids[@]}" || true
-echo "demo: a part exited; stopping the rest" >&2
+for i in "${!pids[@]}"; do
+	kill -0 "${pids[i]}" 2>/dev/null || echo "demo: ${names[i]} has stopped (see $DEMO/${names[i]}.log); stopping the rest" >&2
+done

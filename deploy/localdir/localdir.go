@@ -347,15 +347,20 @@ func (s *Server) start(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		c, err := s.dial()
-		if err == nil {
-			c.Close()
-			return nil
+		var err error
+		select {
+		case <-done:
+		default:
+			var c *ldap.Conn
+			if c, err = s.dial(probeTimeout); err == nil {
+				c.Close()
+				return nil
+			}
 		}
 		select {
 		case <-done:
 			s.cmd, s.done = nil, nil
-			return fmt.Errorf("localdir: slapd on %s exited before it was ready (%v): %s", s.URL, cmd.ProcessState, strings.TrimSpace(s.stderr.String()))
+			return fmt.Errorf("localdir: slapd on %s exited before it was ready (%v): %s", s.URL, cmd.ProcessState, s.diagnose())
 		case <-ctx.Done():
 			cmd.Process.Kill()
 			<-done
@@ -366,21 +371,53 @@ func (s *Server) start(ctx context.Context) error {
 	}
 }
 
-func (s *Server) dial() (*ldap.Conn, error) {
+// diagnose runs slapd again in the foreground with connection-level
+// logging (-d 256) to learn why it exited: with -d 0 it says nothing.
+// It gives up after a few seconds, and stops a slapd that does start.
+func (s *Server) diagnose() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, s.slapd, "-f", s.confPath(), "-h", s.URL, "-d", "256", "-s", "0").CombinedOutput()
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		// Drop the "<time> <thread>" prefix and the banner.
+		f := strings.SplitN(strings.TrimSpace(l), " ", 3)
+		if len(f) == 3 && !strings.HasPrefix(l, "\t") && !strings.Contains(l, "$OpenLDAP:") && !strings.Contains(f[2], "nothing to destroy") {
+			lines = append(lines, f[2])
+		}
+	}
+	if len(lines) == 0 {
+		return strings.TrimSpace(s.stderr.String())
+	}
+	return strings.Join(lines, "; ")
+}
+
+func (s *Server) dial(timeout time.Duration) (*ldap.Conn, error) {
 	c, err := ldap.DialURL(s.URL, ldap.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}))
 	if err != nil {
 		return nil, err
 	}
+	// Something that accepts connections but never answers (not slapd, or
+	// a hung one) must not hang the caller: bound the bind, then leave the
+	// connection without a request timeout (a timeout would cut syncrepl).
+	c.SetTimeout(timeout)
 	if err := c.Bind(s.BindDN, s.Password); err != nil {
 		c.Close()
 		return nil, err
 	}
+	c.SetTimeout(0)
 	return c, nil
 }
 
+// Bounds of the admin bind of Dial and of the readiness probe.
+const (
+	bindTimeout  = 10 * time.Second
+	probeTimeout = 2 * time.Second
+)
+
 // Dial connects to the directory bound as the admin (rootdn).
 func (s *Server) Dial() (*ldap.Conn, error) {
-	c, err := s.dial()
+	c, err := s.dial(bindTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("localdir: dial %s as %s: %w", s.URL, s.BindDN, err)
 	}

@@ -2,6 +2,7 @@ package localdir_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,22 @@ func TestBadOptions(t *testing.T) {
 	_, err := localdir.Start(context.Background(), localdir.Options{Dir: t.TempDir(), Checkpoint: "1 0"})
 	if err == nil || !strings.Contains(err.Error(), "minutes") {
 		t.Errorf("checkpoint \"1 0\": err = %v, want a complaint about minutes", err)
+	}
+}
+
+// TestPortInUse checks that a slapd that cannot listen is reported with
+// slapd's reason, and that Start does not hang on a port that accepts but
+// never answers.
+func TestPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = localdir.Start(ctx, localdir.Options{Dir: t.TempDir(), Port: l.Addr().(*net.TCPAddr).Port})
+	if err == nil || !strings.Contains(err.Error(), "Address already in use") {
+		t.Errorf("Start on a taken port: err = %v, want slapd's \"Address already in use\"", err)
 	}
 }
