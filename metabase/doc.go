@@ -5,6 +5,10 @@
 // against the schema catalogue, atomic numbered saves with a history of
 // versions, and diffs between trees.
 //
+// Files in the shape ds2mb itself writes are read by a fast hand-written
+// reader; anything else (comments, other elements, CRLF, non-ASCII) by
+// etree. Both give the same tree (FuzzFastParse).
+//
 // Anything in a file that ds2mb does not read — other IIS services' nodes,
 // unknown properties, unknown elements — is kept as it was across a load and
 // a save.

@@ -229,3 +229,30 @@ func TestSortKeyMatchesCompareLocations(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowsLineEndsAndBOM loads the sample as Windows would store it:
+// UTF-8 byte order mark and CRLF line ends, with the same result.
+func TestWindowsLineEndsAndBOM(t *testing.T) {
+	lf, err := os.ReadFile("testdata/sample.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlf := append([]byte("\xef\xbb\xbf"), bytes.ReplaceAll(lf, []byte("\n"), []byte("\r\n"))...)
+	a, err := Parse(lf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse(crlf)
+	if err != nil {
+		t.Fatalf("CRLF + BOM: %v", err)
+	}
+	if !a.Equal(b) || a.Version != b.Version {
+		t.Fatalf("CRLF + BOM reads differently: %v", Diff(a, b))
+	}
+	// Our own files, in CRLF, too (they take the general reader).
+	own := bigTree(2, 6).Bytes()
+	c, err := Parse(bytes.ReplaceAll(own, []byte("\n"), []byte("\r\n")))
+	if err != nil || !c.Equal(bigTree(2, 6)) {
+		t.Fatalf("CRLF copy of a saved file: %v", err)
+	}
+}
