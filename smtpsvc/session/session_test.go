@@ -3,6 +3,7 @@ package session_test
 import (
 	"bufio"
 	"fmt"
+	netsmtp "net/smtp"
 	"os"
 	"regexp"
 	"strings"
@@ -363,5 +364,48 @@ func TestBDATReset(t *testing.T) {
 	ents, _ := os.ReadDir(f.vs.QueueDir)
 	if len(ents) != 1 {
 		t.Errorf("queue folder holds %d entries", len(ents))
+	}
+}
+
+// TestNetSMTPClient: the standard library's client sends through the
+// server (several messages on one connection), each spooled before its 250.
+func TestNetSMTPClient(t *testing.T) {
+	f := startProps(t, nil, nil, nil)
+	c, err := netsmtp.Dial(f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("stdlib.test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Mail("sender@example.org"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("rcpt@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(w, "Subject: stdlib %d\r\n\r\n.dot-stuffed by the client\r\n", i)
+		if err := w.Close(); err != nil { // reads the final reply
+			t.Fatal(err)
+		}
+		if n := len(spooled(t, f.vs.QueueDir)); n != i+1 {
+			t.Fatalf("after message %d: %d spooled", i, n)
+		}
+	}
+	if err := c.Rcpt("x@elsewhere.example"); err == nil {
+		t.Error("RCPT without MAIL accepted")
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	data := readFile(t, spooled(t, f.vs.QueueDir)[0])
+	if !strings.Contains(data, "\r\n\r\n.dot-stuffed by the client\r\n") {
+		t.Errorf("dot-stuffing not undone:\n%s", data)
 	}
 }
