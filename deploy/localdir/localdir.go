@@ -291,6 +291,20 @@ func (s *Server) prepare(o Options) ([]record, error) {
 
 func (s *Server) confPath() string { return filepath.Join(s.Dir, "slapd.conf") }
 
+func (s *Server) pidPath() string { return filepath.Join(s.Dir, "slapd.pid") }
+
+// ownsPidFile checks that slapd's pid file names pid.
+func (s *Server) ownsPidFile(pid int) error {
+	b, err := os.ReadFile(s.pidPath())
+	if err != nil {
+		return fmt.Errorf("no pid file yet: %w", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(pid) {
+		return fmt.Errorf("pid file names %q, not our slapd %d", got, pid)
+	}
+	return nil
+}
+
 // slapdConf renders slapd.conf (DIRECTORIES.md §1).
 func (s *Server) slapdConf(checkpoint string) string {
 	var b strings.Builder
@@ -299,7 +313,7 @@ func (s *Server) slapdConf(checkpoint string) string {
 	w("include     /etc/ldap/schema/core.schema")
 	w("include     /etc/ldap/schema/cosine.schema")
 	w("include     %q", filepath.Join(s.Dir, "exchange.schema"))
-	w("pidfile     %q", filepath.Join(s.Dir, "slapd.pid"))
+	w("pidfile     %q", s.pidPath())
 	w("argsfile    %q", filepath.Join(s.Dir, "slapd.args"))
 	// Debian builds back_mdb and the overlays as modules; other builds may
 	// have them compiled in.
@@ -331,6 +345,7 @@ func (s *Server) start(ctx context.Context) error {
 	if s.cmd != nil {
 		return fmt.Errorf("localdir: slapd already running (pid %d)", s.cmd.Process.Pid)
 	}
+	os.Remove(s.pidPath()) // a stale one, from a killed slapd
 	cmd := exec.Command(s.slapd, "-f", s.confPath(), "-h", s.URL, "-d", "0", "-s", "0")
 	s.stderr = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
@@ -351,10 +366,15 @@ func (s *Server) start(ctx context.Context) error {
 		select {
 		case <-done:
 		default:
-			var c *ldap.Conn
-			if c, err = s.dial(probeTimeout); err == nil {
-				c.Close()
-				return nil
+			// slapd writes its pid file only after it has bound its
+			// listener, so our pid there means the port is ours and the
+			// probe does not talk to another slapd that took it first.
+			if err = s.ownsPidFile(cmd.Process.Pid); err == nil {
+				var c *ldap.Conn
+				if c, err = s.dial(probeTimeout); err == nil {
+					c.Close()
+					return nil
+				}
 			}
 		}
 		select {

@@ -197,4 +197,16 @@ func TestPortInUse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 		t.Errorf("Start on a taken port: err = %v, want slapd's \"Address already in use\"", err)
 	}
+
+	// Another slapd on the port answers binds with the same credentials:
+	// Start must still see that its own slapd failed.
+	other := localdir.StartT(t, localdir.Options{})
+	s, err := localdir.Start(ctx, localdir.Options{Dir: t.TempDir(), Port: other.Port})
+	if err == nil {
+		s.Stop()
+		t.Fatalf("Start on the port of another slapd succeeded")
+	}
+	if !strings.Contains(err.Error(), "Address already in use") {
+		t.Errorf("Start on another slapd's port: err = %v, want \"Address already in use\"", err)
+	}
 }
