@@ -79,6 +79,7 @@ func BenchmarkSave1000x10000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		t.Version++
+		t.order.Store(nil) // sort again, as after any node is added or removed
 		if err := WriteFileAtomic(path, t.Bytes(), 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -103,6 +104,7 @@ func BenchmarkStoreSave1000x10000(b *testing.B) {
 	for b.Loop() {
 		i++
 		svc.Set("HopCount", fmt.Sprint(i%200+1))
+		t.order.Store(nil) // as after a node is added or removed
 		if wrote, err := s.Save(t); err != nil || !wrote {
 			b.Fatal(wrote, err)
 		}
