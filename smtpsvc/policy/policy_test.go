@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/ds2mb/ds2mb/metabase"
@@ -10,7 +11,7 @@ import (
 	"github.com/ds2mb/ds2mb/smtpsvc/policy"
 )
 
-func server(t *testing.T, relayForAuth bool, granted ...string) *config.VirtualServer {
+func server(t testing.TB, relayForAuth bool, granted ...string) *config.VirtualServer {
 	t.Helper()
 	tr := metabase.New()
 	tr.Ensure(schema.ServiceLocation, metabase.ClassService)
@@ -91,4 +92,31 @@ func TestRecipient(t *testing.T) {
 			t.Errorf("%s: accepted with a refusal %+v", c.name, ref)
 		}
 	}
+}
+
+// FuzzNeverOpenRelay: for an anonymous client without relay rights, any
+// address the policy takes names a configured domain after its last '@'
+// and holds no '%', '!' or '@' before it.
+func FuzzNeverOpenRelay(f *testing.F) {
+	for _, s := range []string{"u@example.com", "u%x.example@example.com", "x!u@example.com", "u@x.example@example.com",
+		"u@a.wild.example", "u@[192.0.2.1]", "u@example.com.", "u@EXAMPLE.com", "@example.com", "u@.example.com"} {
+		f.Add(s)
+	}
+	vs := server(f, false)
+	anon := policy.Client{IP: netip.MustParseAddr("203.0.113.1")}
+	configured := map[string]bool{"example.com": true, "relay.example": true, "drop.example": true, "smart.example": true}
+	f.Fuzz(func(t *testing.T, rcpt string) {
+		v, _ := policy.Recipient(vs, rcpt, anon)
+		if v == policy.Refused {
+			return
+		}
+		at := strings.LastIndexByte(rcpt, '@')
+		local, domain := rcpt[:at], strings.ToLower(strings.TrimSuffix(rcpt[at+1:], "."))
+		if strings.ContainsAny(local, "%!@") {
+			t.Fatalf("%q taken (%v) with a routing character in the local part", rcpt, v)
+		}
+		if !configured[domain] && !strings.HasSuffix(domain, ".wild.example") {
+			t.Fatalf("%q taken (%v) for an unconfigured domain %q", rcpt, v, domain)
+		}
+	})
 }
