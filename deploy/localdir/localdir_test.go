@@ -210,3 +210,17 @@ func TestPortInUse(t *testing.T) {
 		t.Errorf("Start on another slapd's port: err = %v, want \"Address already in use\"", err)
 	}
 }
+
+// BenchmarkStartStop measures a fresh local directory with the sample
+// organisation: slapadd, slapd start to first bind, SIGTERM and exit.
+func BenchmarkStartStop(b *testing.B) {
+	for b.Loop() {
+		s, err := localdir.Start(context.Background(), localdir.Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
