@@ -147,8 +147,12 @@ func TestBadValuesRefused(t *testing.T) {
 				t.Fatalf("history %v after a refused save", vs)
 			}
 			ents, _ := os.ReadDir(dir)
-			if len(ents) != 2 {
-				t.Fatalf("folder holds %d entries after a refused save, want MetaBase.xml and history", len(ents))
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			if strings.Join(names, " ") != ".MetaBase.xml.lock MetaBase.xml history" {
+				t.Fatalf("folder holds %v after a refused save, want the lock file, MetaBase.xml and history", names)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -18,7 +19,9 @@ const DefaultHistory = 10
 
 // Store is a MetaBase.xml on disk with its history folder. Saves are atomic
 // and numbered; a Store is safe for use by several goroutines of one process.
-// Several processes saving one file is not supported (the last rename wins).
+// Saves by several processes (the replicator and mbctl restore) are
+// serialised by an advisory lock on a ".<name>.lock" file beside the
+// MetaBase.xml, so each gets its own version number.
 type Store struct {
 	Path    string // the MetaBase.xml
 	History string // folder of earlier versions; "" = <dir>/history
@@ -104,6 +107,11 @@ func (s *Store) Save(t *Tree) (written bool, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.lockFile()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	if !s.cleaned {
 		s.cleaned = true
 		s.removeStaleTemps()
@@ -132,6 +140,30 @@ func (s *Store) Save(t *Tree) (written bool, err error) {
 		return true, fmt.Errorf("saved version %d, but its history copy failed: %w", next, err)
 	}
 	return true, nil
+}
+
+// lockFile takes the advisory lock that serialises saves across processes.
+// The kernel releases it if the process dies.
+func (s *Store) lockFile() (unlock func(), err error) {
+	name := filepath.Join(filepath.Dir(s.Path), "."+filepath.Base(s.Path)+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("metabase lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("metabase lock %s: %w", name, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // current returns the version and rendered content of the file on disk,

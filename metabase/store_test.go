@@ -255,3 +255,44 @@ func TestConcurrentReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoStoresGetDistinctVersions saves from two Stores of one file at
+// once, as the replicator and mbctl restore do from two processes: the lock
+// file serialises them, so every save gets a version of its own.
+func TestTwoStoresGetDistinctVersions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "MetaBase.xml")
+	const each = 15
+	versions := make(chan uint64, 2*each)
+	errs := make(chan error, 2)
+	for w := range 2 {
+		go func() {
+			s := Open(path)
+			s.Keep = 100
+			for i := range each {
+				tr := crashTree(uint64(1000*(w+1) + i))
+				if _, err := s.Save(tr); err != nil {
+					errs <- err
+					return
+				}
+				versions <- tr.Version
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(versions)
+	seen := map[uint64]bool{}
+	for v := range versions {
+		if seen[v] {
+			t.Fatalf("version %d given to two saves", v)
+		}
+		seen[v] = true
+	}
+	if vs, _ := Open(path).Versions(); len(vs) != 2*each || vs[len(vs)-1] != 2*each {
+		t.Fatalf("history %v, want versions 1–%d", vs, 2*each)
+	}
+}
