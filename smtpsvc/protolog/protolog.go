@@ -78,14 +78,19 @@ type Options struct {
 }
 
 // Open returns the log of virtual server instance under logDir, shared with
-// every other Open of the same folder and instance (the first Open's
-// options win). The folder is created on the first write.
+// every other Open of the same folder and instance. A later Open's Period
+// replaces the earlier one (a reload may change LogFilePeriod); the clock and
+// computer name stay the first Open's. The folder is created on the first
+// write.
 func Open(logDir string, instance int, o Options) *Log {
 	site := "SMTPSVC" + strconv.Itoa(instance)
 	dir := filepath.Join(logDir, site)
 	regMu.Lock()
 	defer regMu.Unlock()
 	if l := registry[dir]; l != nil {
+		l.mu.Lock()
+		l.period = o.Period
+		l.mu.Unlock()
 		return l
 	}
 	if o.Computer == "" {
@@ -104,6 +109,13 @@ func (l *Log) Dir() string { return l.dir }
 
 // FileName is the log file name for a time under the log's period.
 func (l *Log) FileName(t time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fileName(t)
+}
+
+// fileName is FileName with l.mu held.
+func (l *Log) fileName(t time.Time) string {
 	t = t.UTC()
 	switch l.period {
 	case 4:
@@ -154,7 +166,7 @@ func (l *Log) Write(e *Entry) error {
 
 // open makes l.f the file for time t. l.mu is held.
 func (l *Log) open(t time.Time) error {
-	name := l.FileName(t)
+	name := l.fileName(t)
 	if l.f != nil && name == l.name {
 		return nil
 	}

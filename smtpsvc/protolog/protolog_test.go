@@ -73,3 +73,18 @@ func read(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+func TestPeriodChangeOnReopen(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)
+	l := protolog.Open(dir, 9, protolog.Options{Period: 1, Now: func() time.Time { return at }})
+	defer protolog.Unregister(l)
+	l.Write(&protolog.Entry{Method: "EHLO"})
+	protolog.Open(dir, 9, protolog.Options{Period: 4})
+	l.Write(&protolog.Entry{Method: "EHLO"})
+	for _, name := range []string{"ex261126.log", "ex26112607.log"} {
+		if _, err := os.Stat(filepath.Join(dir, "SMTPSVC9", name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
