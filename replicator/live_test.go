@@ -61,6 +61,17 @@ func start(t testing.TB, srv *localdir.Server, mb, mode string) *running {
 	rn.cancel = cancel
 	go func() { rn.done <- r.Run(ctx) }()
 	t.Cleanup(rn.stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			rn.mu.Lock()
+			defer rn.mu.Unlock()
+			for _, e := range rn.events {
+				if e.ID != replicator.EvObjectReplicated && e.ID != replicator.EvObjectIgnored {
+					t.Log(e.String())
+				}
+			}
+		}
+	})
 	return rn
 }
 

@@ -79,6 +79,12 @@ func run(args []string, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	switch *mode {
+	case "auto", "syncrepl", "poll":
+	default:
+		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl or poll\n", *mode)
+		return 2
+	}
 	password, err := readPassword(*pwFile)
 	if err != nil {
 		return fail("bind password: %v", err)
@@ -119,11 +125,8 @@ func run(args []string, stderr io.Writer) int {
 	switch m {
 	case "syncrepl":
 		src = source.NewSyncrepl(cfg)
-	case "poll":
-		src = source.NewPoll(cfg, *pollInterval)
 	default:
-		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl or poll\n", *mode)
-		return 2
+		src = source.NewPoll(cfg, *pollInterval)
 	}
 	r, err := replicator.New(replicator.Options{Metabase: *mbPath, Server: *server, Base: *baseDN, Source: src,
 		Events: func(e replicator.Event) { logEvent(log, e) }})

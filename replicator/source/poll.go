@@ -59,6 +59,9 @@ func (p *Poll) Run(ctx context.Context, cookie []byte, emit func(replicator.Chan
 		if conn == nil {
 			c, err := p.Dial()
 			if err != nil {
+				if p.Once {
+					return err
+				}
 				if !lost {
 					lost = true
 					emit(replicator.Change{Kind: replicator.ChangeConnLost, Reason: describe(err)})
@@ -80,6 +83,9 @@ func (p *Poll) Run(ctx context.Context, cookie []byte, emit func(replicator.Chan
 			return ctx.Err()
 		}
 		if err != nil {
+			if p.Once {
+				return err
+			}
 			conn.Close()
 			conn = nil
 			if !lost {

@@ -23,7 +23,8 @@ func NewSyncrepl(c Config) *Syncrepl { return &Syncrepl{Config: c} }
 func (s *Syncrepl) Kind() string { return "syncrepl" }
 
 // Run follows the directory until ctx ends (returns ctx.Err()) or, with
-// Once, until the first refresh is complete (returns nil).
+// Once, until the first refresh is complete (returns nil) or fails
+// (returns the error; only a refused cookie is retried, without it).
 func (s *Syncrepl) Run(ctx context.Context, cookie []byte, emit func(replicator.Change)) error {
 	cookie = append([]byte(nil), cookie...)
 	b := newBackoff(&s.Config)
@@ -39,6 +40,8 @@ func (s *Syncrepl) Run(ctx context.Context, cookie []byte, emit func(replicator.
 		if len(cookie) > 0 && isCookieError(err) {
 			emit(replicator.Change{Kind: replicator.ChangeCookieReset, Reason: describe(err)})
 			cookie = nil
+		} else if s.Once {
+			return err // a one-shot run reports failure rather than waiting
 		} else if !lost {
 			lost = true
 			emit(replicator.Change{Kind: replicator.ChangeConnLost, Reason: describe(err)})
