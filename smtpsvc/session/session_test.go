@@ -70,12 +70,12 @@ func TestCommandSupportOptions(t *testing.T) {
 		on, off   []string
 		bdatReply string
 	}{
-		{all, []string{"DSN", "CHUNKING", "BINARYMIME", "8BITMIME"}, nil, "250 2.0.0"},
+		{all, []string{"DSN", "CHUNKING", "BINARYMIME", "8BITMIME"}, nil, "250 2.6.0"},
 		{0, []string{"PIPELINING", "ENHANCEDSTATUSCODES"}, []string{"DSN", "CHUNKING", "BINARYMIME", "8BITMIME"}, "502 5.5.1"},
-		{all &^ 0x40, []string{"CHUNKING", "BINARYMIME", "8BITMIME"}, []string{"DSN"}, "250 2.0.0"},
+		{all &^ 0x40, []string{"CHUNKING", "BINARYMIME", "8BITMIME"}, []string{"DSN"}, "250 2.6.0"},
 		{all &^ 0x100000, []string{"DSN", "8BITMIME"}, []string{"CHUNKING", "BINARYMIME"}, "502 5.5.1"},
-		{all &^ 0x200000, []string{"DSN", "CHUNKING", "8BITMIME"}, []string{"BINARYMIME"}, "250 2.0.0"},
-		{all &^ 0x400000, []string{"DSN", "CHUNKING", "BINARYMIME"}, []string{"8BITMIME"}, "250 2.0.0"},
+		{all &^ 0x200000, []string{"DSN", "CHUNKING", "8BITMIME"}, []string{"BINARYMIME"}, "250 2.6.0"},
+		{all &^ 0x400000, []string{"DSN", "CHUNKING", "BINARYMIME"}, []string{"8BITMIME"}, "250 2.6.0"},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("0x%x", c.mask), func(t *testing.T) {
@@ -249,7 +249,7 @@ func TestSpoolSeveralPerSession(t *testing.T) {
 		r.expect("RCPT TO:<r1@example.com> NOTIFY=FAILURE", "250")
 		r.expect("RCPT TO:<r2@partner.example.org>", "250")
 		body := fmt.Sprintf("Subject: m%d\r\n\r\n..leading dot\r\nline %d\r\n", i, i)
-		if code, m := r.data(body); code != 250 || !strings.HasPrefix(m, "2.0.0") {
+		if code, m := r.data(body); code != 250 || !strings.HasPrefix(m, "2.6.0 <") || !strings.HasSuffix(m, "@mail.example.com> Queued mail for delivery") {
 			t.Fatalf("message %d: %d %s", i, code, m)
 		}
 		// The 250 has been read: the message must be on disk, complete.

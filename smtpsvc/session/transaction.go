@@ -233,19 +233,23 @@ func (s *session) Data(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
-	err := s.data(r)
+	id, err := s.data(r)
 	status := 250
 	var se *smtp.SMTPError
 	switch {
 	case err == nil:
 		s.be.stats.MessagesAccepted.Add(1)
 		s.be.stats.Replies[2].Add(1)
+		// go-smtp writes a returned *SMTPError as the reply, whatever its
+		// code: this is how the 250 names the queue id, as IIS's does.
+		err = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 6, 0},
+			Message: "<" + id + "@" + s.be.vs.FQDN + "> Queued mail for delivery"}
 	case errors.As(err, &se):
 		status = se.Code
 	default:
 		status = 554
 	}
-	if err != nil {
+	if status != 250 {
 		s.be.stats.MessagesRefused.Add(1)
 		s.be.stats.Replies[status/100].Add(1)
 	}
@@ -285,10 +289,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *session) data(r io.Reader) error {
+// data spools the message and returns its queue id.
+func (s *session) data(r io.Reader) (string, error) {
 	vs := s.be.vs
 	if s.be.spool == nil {
-		return errQueue
+		return "", errQueue
 	}
 	now := time.Now()
 	env := spool.Envelope{From: s.from, FromParams: s.fromParams, To: s.rcpts, ToParams: s.rcptParams,
@@ -296,7 +301,7 @@ func (s *session) data(r io.Reader) error {
 	msg, err := s.be.spool.Create(&env)
 	if err != nil {
 		s.be.log.Error("spool", "err", err)
-		return errQueue
+		return "", errQueue
 	}
 	committed := false
 	defer func() {
@@ -334,22 +339,22 @@ func (s *session) data(r io.Reader) error {
 			break
 		}
 		if err != nil {
-			return readErr(err)
+			return "", readErr(err)
 		}
 	}
 	if hops > vs.HopCount {
-		return errHopCount
+		return "", errHopCount
 	}
 	if _, err := br.WriteTo(msg); err != nil {
-		return readErr(err)
+		return "", readErr(err)
 	}
 	if _, err := msg.Commit(); err != nil {
 		committed = true // Commit cleaned up
 		s.be.log.Error("spool", "err", err)
-		return errQueue
+		return "", errQueue
 	}
 	committed = true
-	return nil
+	return msg.ID(), nil
 }
 
 // readErr turns a failure while reading DATA into the reply.
