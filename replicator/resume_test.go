@@ -2,8 +2,8 @@ package replicator_test
 
 import (
 	"context"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ds2mb/ds2mb/deploy/localdir"
