@@ -33,6 +33,9 @@
 //     otherwise gets "538 5.7.11". Wrong credentials: "535 5.7.8"; after
 //     too many failures from one address (Env.Limiter): "454 4.7.0 Too many
 //     failed attempts, try later".
+//   - An accepted message is spooled (package spool: file and folder
+//     fsynced) before the reply "250 2.6.0 <id@FQDN> Queued mail for
+//     delivery"; a spool failure is "451 4.3.0".
 //   - Every reply but the greeting, the EHLO reply and the 334/354
 //     continuations carries an enhanced status code (RFC 2034).
 //
