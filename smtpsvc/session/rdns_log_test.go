@@ -24,14 +24,24 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-// startDNS serves PTR 127.0.0.1 -> name on a UDP port of 127.0.0.1.
-func startDNS(t *testing.T, name string) string {
+// startDNS serves PTR 127.0.0.1 -> name, and name -> forward (A), on a
+// UDP port of 127.0.0.1.
+func startDNS(t *testing.T, name, forward string) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := dns.NewServeMux()
+	mux.HandleFunc(name, func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.ParseIP(forward)})
+		}
+		w.WriteMsg(m)
+	})
 	mux.HandleFunc("in-addr.arpa.", func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
@@ -50,12 +60,14 @@ func startDNS(t *testing.T, name string) string {
 }
 
 func TestReverseDNS(t *testing.T) {
-	resolver := rdns.New(startDNS(t, "client.ptr.example."))
+	resolver := rdns.New(startDNS(t, "client.ptr.example.", "127.0.0.1"))
+	forged := rdns.New(startDNS(t, "forged.example.", "192.0.2.66"))
 	cases := []struct {
 		name, enable, want, notWant string
 		env                         *session.Env
 	}{
 		{"on", "TRUE", "Received: from helo.test (client.ptr.example [127.0.0.1])", "", &session.Env{Resolver: resolver}},
+		{"on, PTR does not resolve back", "TRUE", "Received: from helo.test (forged.example [127.0.0.1] unverified)", "", &session.Env{Resolver: forged}},
 		{"off", "FALSE", "Received: from helo.test ([127.0.0.1])", "client.ptr.example", &session.Env{Resolver: resolver}},
 		{"on, lookup fails", "TRUE", "Received: from helo.test (RDNS failed [127.0.0.1])", "",
 			&session.Env{Resolver: &rdns.Client{Server: "127.0.0.1:1", Timeout: 300 * time.Millisecond}}},

@@ -15,6 +15,7 @@ import (
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
 	"github.com/ds2mb/ds2mb/smtpsvc/protolog"
+	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
 )
 
@@ -141,12 +142,15 @@ func (be *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, s.tls = c.TLSConnectionState()
 	if be.vs.ReverseDNS && be.env.Resolver != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-		name, err := be.env.Resolver.LookupPTR(ctx, s.ip)
+		name, verified, err := rdns.Verify(ctx, be.env.Resolver, s.ip)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			s.ptr = "RDNS failed"
-		} else {
+		case verified:
 			s.ptr = name
+		default:
+			s.ptr, s.ptrUnverified = name, true
 		}
 	}
 	be.stats.SessionsOpen.Add(1)

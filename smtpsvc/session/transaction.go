@@ -52,9 +52,11 @@ type session struct {
 	localIP   netip.Addr
 	localPort int
 	helo      string
-	ptr       string // reverse lookup result ("" = not looked up)
-	tls       bool
-	authUser  string
+	ptr       string // reverse lookup result ("" = not looked up, "RDNS failed")
+	// ptrUnverified: ptr does not resolve back to the client's address
+	ptrUnverified bool
+	tls           bool
+	authUser      string
 
 	sessionBytes int64 // message data received in this session
 
@@ -374,6 +376,9 @@ func (s *session) clientLine() string {
 	b.WriteString("[" + s.ip.String() + "] helo=" + s.helo)
 	if s.ptr != "" {
 		b.WriteString(" ptr=" + strings.ReplaceAll(s.ptr, " ", "-"))
+		if s.ptrUnverified {
+			b.WriteString(" ptr-unverified")
+		}
 	}
 	if s.authUser != "" {
 		b.WriteString(" auth=" + s.authUser)
@@ -403,7 +408,11 @@ func (s *session) receivedHeader(id string, now time.Time) string {
 		b.WriteString(s.ptr)
 		b.WriteByte(' ')
 	}
-	b.WriteString("[" + s.ip.String() + "])\r\n\tby ")
+	b.WriteString("[" + s.ip.String() + "]")
+	if s.ptrUnverified {
+		b.WriteString(" unverified")
+	}
+	b.WriteString(")\r\n\tby ")
 	b.WriteString(s.be.vs.FQDN)
 	b.WriteString(" with ")
 	b.WriteString(with)
