@@ -21,8 +21,9 @@
 //     Received headers than that in the arriving header section is
 //     "554 5.4.6 Hop count exceeded".
 //   - EnableReverseDnsLookup: the client's PTR name (Env.Resolver) goes in
-//     the Received header the server adds: "from <helo> (<ptr> [<ip>])", or
-//     "(RDNS failed [<ip>])".
+//     the Received header the server adds: "from <helo> (<ptr> [<ip>])" when
+//     the name resolves back to the address, "(<ptr> [<ip>] unverified)"
+//     when it does not, "(RDNS failed [<ip>])" when there is no PTR.
 //   - Recipients: package policy (local, relay, RelayIpList, RelayForAuth,
 //     address tricks refused, "550 5.7.1 Relaying prohibited").
 //   - AccessSSLFlags with AccessSSL: MAIL before STARTTLS is
