@@ -62,7 +62,7 @@ type Log struct {
 	mu   sync.Mutex
 	name string // current file name
 	f    *os.File
-	err  error // last open/write error, reported once
+	failing bool // the last Write failed (its error was returned)
 }
 
 var (
@@ -129,7 +129,8 @@ func (l *Log) fileName(t time.Time) string {
 }
 
 // Write appends one entry. It returns an error when the file cannot be
-// opened or written (the caller decides whether to report it).
+// opened or written — once per run of failures, so that a caller reporting
+// it does not flood its log; the lines of a failing run are lost.
 func (l *Log) Write(e *Entry) error {
 	if e.Time.IsZero() {
 		e.Time = l.now()
@@ -153,14 +154,22 @@ func (l *Log) Write(e *Entry) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.open(t); err != nil {
+	err := l.open(t)
+	if err == nil {
+		if _, werr := l.f.Write(b); werr != nil {
+			l.f.Close()
+			l.f, l.name = nil, ""
+			err = fmt.Errorf("protocol log %s: %w", l.dir, werr)
+		}
+	}
+	if err != nil {
+		if l.failing {
+			return nil // reported when the failure began
+		}
+		l.failing = true
 		return err
 	}
-	if _, err := l.f.Write(b); err != nil {
-		l.f.Close()
-		l.f, l.name = nil, ""
-		return fmt.Errorf("protocol log %s: %w", l.dir, err)
-	}
+	l.failing = false
 	return nil
 }
 

@@ -88,3 +88,17 @@ func TestPeriodChangeOnReopen(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteFailureReportedOnce(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	os.WriteFile(blocker, nil, 0o600) // the log folder would have to live below a file
+	l := protolog.Open(blocker, 1, protolog.Options{})
+	defer protolog.Unregister(l)
+	if err := l.Write(&protolog.Entry{Method: "EHLO"}); err == nil {
+		t.Fatal("first failing write: no error")
+	}
+	if err := l.Write(&protolog.Entry{Method: "MAIL"}); err != nil {
+		t.Errorf("second failing write reported again: %v", err)
+	}
+}
