@@ -59,9 +59,9 @@ type Log struct {
 	period   int
 	now      func() time.Time
 
-	mu   sync.Mutex
-	name string // current file name
-	f    *os.File
+	mu      sync.Mutex
+	name    string // current file name
+	f       *os.File
 	failing bool // the last Write failed (its error was returned)
 }
 
