@@ -119,12 +119,12 @@ func (p *fastParser) startTag() (fastTag, bool) {
 		switch p.b[p.i] {
 		case '>':
 			p.i++
-			return tag, true
+			return tag, uniqueAttrs(tag.attrs)
 		case '/':
 			if p.i+1 < len(p.b) && p.b[p.i+1] == '>' {
 				p.i += 2
 				tag.empty = true
-				return tag, true
+				return tag, uniqueAttrs(tag.attrs)
 			}
 			return tag, false
 		}
@@ -142,13 +142,30 @@ func (p *fastParser) startTag() (fastTag, bool) {
 		if !ok {
 			return tag, false
 		}
-		for _, a := range tag.attrs {
-			if a.name == an {
-				return tag, false
-			}
-		}
 		tag.attrs = append(tag.attrs, fastAttr{an, v})
 	}
+}
+
+// uniqueAttrs reports whether no attribute name appears twice.
+func uniqueAttrs(as []fastAttr) bool {
+	if len(as) <= 16 {
+		for i := range as {
+			for j := range i {
+				if as[i].name == as[j].name {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	seen := make(map[string]bool, len(as))
+	for _, a := range as {
+		if seen[a.name] {
+			return false
+		}
+		seen[a.name] = true
+	}
+	return true
 }
 
 // value reads a quoted attribute value with the predefined entities and
@@ -281,10 +298,7 @@ func (t *Tree) fastElement(p *fastParser, e fastTag) bool {
 		if a.name == "Location" || a.name == "xmlns" {
 			continue
 		}
-		if n.index(a.name) >= 0 {
-			return false
-		}
-		n.put(Property{Name: a.name, Text: a.value})
+		n.props = append(n.props, Property{Name: a.name, Text: a.value})
 	}
 	if !e.empty {
 		for {
@@ -305,11 +319,14 @@ func (t *Tree) fastElement(p *fastParser, e fastTag) bool {
 				return ""
 			}
 			prop, err := customProperty(get)
-			if err != nil || n.index(prop.Name) >= 0 {
+			if err != nil {
 				return false
 			}
-			n.put(prop)
+			n.props = append(n.props, prop)
 		}
+	}
+	if _, ok := n.sortProps(); !ok {
+		return false
 	}
 	t.nodes[key(n.Location)] = n
 	t.order.Store(nil)

@@ -119,6 +119,18 @@ func (n *Node) put(p Property) {
 	n.props = slices.Insert(n.props, i, p)
 }
 
+// sortProps puts properties read from a file in order. It reports the
+// first name that appears twice (case-insensitively), if any.
+func (n *Node) sortProps() (dup string, ok bool) {
+	slices.SortStableFunc(n.props, func(a, b Property) int { return compareFold(a.Name, b.Name) })
+	for i := 1; i < len(n.props); i++ {
+		if strings.EqualFold(n.props[i-1].Name, n.props[i].Name) {
+			return n.props[i].Name, false
+		}
+	}
+	return "", true
+}
+
 // Remove deletes a property; it reports whether it was there.
 func (n *Node) Remove(name string) bool {
 	if i := n.index(name); i >= 0 {

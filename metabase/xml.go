@@ -122,10 +122,7 @@ func (t *Tree) readElement(e *etree.Element, fragment bool) error {
 		if a.Key == "Location" || a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns") {
 			continue
 		}
-		if n.index(a.Key) >= 0 {
-			return fmt.Errorf("%s: property %s appears twice", loc, a.Key)
-		}
-		n.put(Property{Name: a.Key, Text: a.Value})
+		n.props = append(n.props, Property{Name: a.Key, Text: a.Value})
 	}
 	for _, c := range e.ChildElements() {
 		if c.Tag != "Custom" {
@@ -136,10 +133,10 @@ func (t *Tree) readElement(e *etree.Element, fragment bool) error {
 		if err != nil {
 			return fmt.Errorf("%s: %v", loc, err)
 		}
-		if n.index(p.Name) >= 0 {
-			return fmt.Errorf("%s: property %s appears twice", loc, p.Name)
-		}
-		n.put(p)
+		n.props = append(n.props, p)
+	}
+	if dup, ok := n.sortProps(); !ok {
+		return fmt.Errorf("%s: property %s appears twice", loc, dup)
 	}
 	t.nodes[key(n.Location)] = n
 	t.order.Store(nil)
