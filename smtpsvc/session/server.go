@@ -116,9 +116,18 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 	}
 	s.HelloReply = func(c *smtp.Conn, _ string) string {
 		ip, _ := addrOf(c.Conn().RemoteAddr())
-		return fqdn + " Hello [" + ip.String() + "]"
+		return fqdn + " Hello " + addrLiteral(ip)
 	}
 	return s
+}
+
+// addrLiteral is an address in RFC 5321's literal form: "[192.0.2.1]",
+// "[IPv6:2001:db8::1]".
+func addrLiteral(ip netip.Addr) string {
+	if ip.Is6() {
+		return "[IPv6:" + ip.String() + "]"
+	}
+	return "[" + ip.String() + "]"
 }
 
 // addrOf splits a net.Addr into address and port.

@@ -373,7 +373,7 @@ func readErr(err error) error {
 
 func (s *session) clientLine() string {
 	var b strings.Builder
-	b.WriteString("[" + s.ip.String() + "] helo=" + s.helo)
+	b.WriteString(addrLiteral(s.ip) + " helo=" + s.helo)
 	if s.ptr != "" {
 		b.WriteString(" ptr=" + strings.ReplaceAll(s.ptr, " ", "-"))
 		if s.ptrUnverified {
@@ -408,7 +408,7 @@ func (s *session) receivedHeader(id string, now time.Time) string {
 		b.WriteString(s.ptr)
 		b.WriteByte(' ')
 	}
-	b.WriteString("[" + s.ip.String() + "]")
+	b.WriteString(addrLiteral(s.ip))
 	if s.ptrUnverified {
 		b.WriteString(" unverified")
 	}
