@@ -409,3 +409,23 @@ func TestNetSMTPClient(t *testing.T) {
 		t.Errorf("dot-stuffing not undone:\n%s", data)
 	}
 }
+
+// TestFQDNInheritance: the banner and EHLO name follow
+// FullyQualifiedDomainName, the virtual server's own over the service's.
+func TestFQDNInheritance(t *testing.T) {
+	cases := []struct {
+		svc, vs props
+		want    string
+	}{
+		{props{"FullyQualifiedDomainName": "svc.example.net"}, nil, "svc.example.net"},
+		{props{"FullyQualifiedDomainName": "svc.example.net"}, props{"FullyQualifiedDomainName": "vs.example.net"}, "vs.example.net"},
+	}
+	for _, c := range cases {
+		f := startProps(t, c.svc, c.vs, nil)
+		r := dialRaw(t, f.addr)
+		if !strings.HasPrefix(r.msg, c.want+" ds2mb ESMTP ready at ") {
+			t.Errorf("banner %q, want %s", r.msg, c.want)
+		}
+		r.expect("EHLO c.test", "250 "+c.want+" Hello [127.0.0.1]")
+	}
+}
