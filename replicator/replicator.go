@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,9 +100,13 @@ type Replicator struct {
 	owned        map[string]*OwnedNode
 	cookie       []byte
 	inRefresh    bool
+	fullRefresh  bool
+	refreshes    int
 	seen         map[string]bool
 	lastRefusals map[string]bool
 	lastIgnored  map[string]bool
+	lastTree     *metabase.Tree // what the last save left on disk
+	lastSig      fileSig        // the file it was saved as
 }
 
 // New checks the options and returns a Replicator.
@@ -277,7 +282,7 @@ func (r *Replicator) applyChange(c Change) bool {
 	due := false
 	switch c.Kind {
 	case ChangeRefreshBegin:
-		r.inRefresh, r.seen = true, map[string]bool{}
+		r.inRefresh, r.seen, r.fullRefresh = true, map[string]bool{}, c.Full
 		if c.Full {
 			r.emit(Event{ID: EvFullBegin, Severity: SevInfo, Message: "full replication begins"})
 		}
@@ -307,8 +312,13 @@ func (r *Replicator) applyChange(c Change) bool {
 				}
 			}
 		}
-		r.inRefresh, r.seen = false, nil
-		r.emit(Event{ID: EvFullDone, Severity: SevInfo, Message: "refresh complete", Count: len(r.mirror)})
+		sev := SevDebug // the periodic delete-detection passes of polling
+		if r.refreshes == 0 || r.fullRefresh {
+			sev = SevInfo
+		}
+		r.refreshes++
+		r.inRefresh, r.seen, r.fullRefresh = false, nil, false
+		r.emit(Event{ID: EvFullDone, Severity: sev, Message: "refresh complete", Count: len(r.mirror)})
 		due = true
 	case ChangeConnLost:
 		r.emit(Event{ID: EvConnectionLost, Severity: SevWarning, Message: "directory connection lost; redialling with backoff", Reason: c.Reason})
@@ -326,27 +336,73 @@ func (r *Replicator) applyChange(c Change) bool {
 	return due
 }
 
+// fileSig identifies a version of the metabase file on disk.
+type fileSig struct {
+	info os.FileInfo
+}
+
+func statSig(path string) fileSig {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fileSig{}
+	}
+	return fileSig{info: info}
+}
+
+func (a fileSig) same(b fileSig) bool {
+	if a.info == nil || b.info == nil {
+		return a.info == nil && b.info == nil
+	}
+	return os.SameFile(a.info, b.info) && a.info.ModTime().Equal(b.info.ModTime()) && a.info.Size() == b.info.Size()
+}
+
+// current returns the metabase as it is on disk: the tree this replicator
+// saved last when the file is still that one, else the file parsed.
+func (r *Replicator) current() (*metabase.Tree, fileSig, error) {
+	sig := statSig(r.o.Metabase)
+	if r.lastTree != nil && r.lastSig.info != nil && sig.same(r.lastSig) {
+		return r.lastTree, sig, nil
+	}
+	t, err := r.store.Load()
+	return t, sig, err
+}
+
 // save renders the mirror, merges it into the current metabase, saves it
-// when it changed, then writes the state.
+// when it changed, then writes the state. Should the file change between
+// reading and saving (an operator's mbctl), the merge is redone on the new
+// file, so that a local edit is never lost to a race.
 func (r *Replicator) save() error {
 	r.renders.Add(1)
-	cur, err := r.store.Load()
-	if err != nil {
-		r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "cannot read the current metabase; not saving", Reason: err.Error()})
-		return err
-	}
 	rend := Render(r.mirror, r.o.Server)
 	r.report(rend)
-	out, owned, evs, err := Merge(cur, rend, r.owned)
-	for _, e := range evs {
-		r.emit(e)
-	}
-	if err != nil {
-		r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "not saving", Reason: err.Error()})
-		return err
+	var out *metabase.Tree
+	var owned map[string]*OwnedNode
+	for attempt := 0; ; attempt++ {
+		cur, sig, err := r.current()
+		if err != nil {
+			r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "cannot read the current metabase; not saving", Reason: err.Error()})
+			return err
+		}
+		var evs []Event
+		out, owned, evs, err = Merge(cur, rend, r.owned)
+		if err != nil {
+			for _, e := range evs {
+				r.emit(e)
+			}
+			r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "not saving", Reason: err.Error()})
+			return err
+		}
+		if attempt < 3 && !statSig(r.o.Metabase).same(sig) {
+			continue // changed under us: merge again
+		}
+		for _, e := range evs {
+			r.emit(e)
+		}
+		break
 	}
 	written, err := r.store.Save(out)
 	if err != nil {
+		r.lastTree = nil
 		r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "metabase save failed", Reason: err.Error()})
 		return err
 	}
@@ -354,6 +410,7 @@ func (r *Replicator) save() error {
 		r.saves.Add(1)
 		r.emit(Event{ID: EvSaved, Severity: SevInfo, Message: "metabase saved", Count: int(out.Version)})
 	}
+	r.lastTree, r.lastSig = out, statSig(r.o.Metabase)
 	r.owned = owned
 	st := &State{Server: r.o.Server, Base: r.o.Base, Source: r.o.Source.Kind(), Cookie: r.cookie, Metabase: out.Version,
 		Objects: mirrorToState(r.mirror), Owned: owned}
