@@ -3,6 +3,8 @@ package session_test
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
+	"net"
 	netsmtp "net/smtp"
 	"os"
 	"regexp"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/session"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
 )
 
@@ -427,5 +431,33 @@ func TestFQDNInheritance(t *testing.T) {
 			t.Errorf("banner %q, want %s", r.msg, c.want)
 		}
 		r.expect("EHLO c.test", "250 "+c.want+" Hello [127.0.0.1]")
+	}
+}
+
+// TestQueueUnavailable: when the queue folder cannot be used, mail is
+// refused with a temporary 451 4.3.0 (never accepted and lost).
+func TestQueueUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	tree := baseTree(dir, nil, nil)
+	cfg, err := config.Build(tree, config.Options{BaseDir: dir, Hostname: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := cfg.Server(1)
+	os.RemoveAll(vs.QueueDir)
+	os.WriteFile(vs.QueueDir, nil, 0o600) // a file where the folder was
+	srv := session.NewServer(vs, &session.Env{Logger: slog.New(slog.DiscardHandler)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	r := dialRaw(t, l.Addr().String())
+	r.expect("EHLO c.test", "250")
+	r.expect("MAIL FROM:<a@example.org>", "250")
+	r.expect("RCPT TO:<b@example.com>", "250")
+	if code, m := r.data("Subject: x\r\n\r\nx\r\n"); code != 451 || !strings.HasPrefix(m, "4.3.0") {
+		t.Fatalf("DATA: %d %s, want 451 4.3.0", code, m)
 	}
 }
