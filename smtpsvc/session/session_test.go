@@ -455,9 +455,5 @@ func TestQueueUnavailable(t *testing.T) {
 	defer srv.Close()
 	r := dialRaw(t, l.Addr().String())
 	r.expect("EHLO c.test", "250")
-	r.expect("MAIL FROM:<a@example.org>", "250")
-	r.expect("RCPT TO:<b@example.com>", "250")
-	if code, m := r.data("Subject: x\r\n\r\nx\r\n"); code != 451 || !strings.HasPrefix(m, "4.3.0") {
-		t.Fatalf("DATA: %d %s, want 451 4.3.0", code, m)
-	}
+	r.expect("MAIL FROM:<a@example.org>", "451 4.3.0")
 }

@@ -140,6 +140,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.be.vs.RequireTLS && !s.tls {
 		return s.refuse("MAIL", q, errTLSRequired)
 	}
+	if s.be.spool == nil {
+		return s.refuse("MAIL", q, errQueue)
+	}
 	if max := s.be.vs.MaxSessionSize; max > 0 && opts != nil && s.sessionBytes+opts.Size > max {
 		return s.refuse("MAIL", q, errSessionSize)
 	}
