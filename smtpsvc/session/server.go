@@ -54,7 +54,10 @@ func openSpool(dir string) (*spool.Spool, error) {
 	spoolMu.Lock()
 	defer spoolMu.Unlock()
 	if s := spools[dir]; s != nil {
-		return s, nil
+		if s.Current() {
+			return s, nil
+		}
+		// The folder was replaced (moved, recreated) since: open the new one.
 	}
 	s, err := spool.Open(dir)
 	if err != nil {

@@ -103,6 +103,14 @@ func Open(dir string) (*Spool, error) {
 	return s, nil
 }
 
+// Current reports whether the folder path still names the folder the
+// spool holds open (it was not removed, moved or replaced since Open).
+func (s *Spool) Current() bool {
+	a, err1 := os.Stat(s.dir)
+	b, err2 := s.dirf.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
+}
+
 // Dir is the queue folder.
 func (s *Spool) Dir() string { return s.dir }
 

@@ -169,3 +169,16 @@ func BenchmarkCommit4K(b *testing.B) {
 		}
 	})
 }
+
+func TestCurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "Queue")
+	s, _ := spool.Open(dir)
+	if !s.Current() {
+		t.Fatal("fresh spool not current")
+	}
+	os.Rename(dir, dir+".old")
+	os.Mkdir(dir, 0o750)
+	if s.Current() {
+		t.Error("spool of a replaced folder still current")
+	}
+}
