@@ -132,11 +132,18 @@ func TestBadFilesMatrix(t *testing.T) {
 				c.Close()
 				t.Fatalf("%s listens although its configuration was refused", addr(p2))
 			}
-			// The status file says the same.
-			b, err := os.ReadFile(w.o.StatusFile)
-			var fst status.Status
-			if err != nil || json.Unmarshal(b, &fst) != nil || fst.Refused == nil || fst.Refused.Reason != r.Reason || fst.Version != 1 {
-				t.Fatalf("status file %s (%v) does not show the refusal", b, err)
+			// The status file says the same (it is written just after).
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				b, err := os.ReadFile(w.o.StatusFile)
+				var fst status.Status
+				if err == nil && json.Unmarshal(b, &fst) == nil && fst.Refused != nil && fst.Refused.Reason == r.Reason && fst.Version == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("status file %s (%v) does not show the refusal", b, err)
+				}
+				time.Sleep(2 * time.Millisecond)
 			}
 		})
 	}
