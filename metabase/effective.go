@@ -2,6 +2,7 @@ package metabase
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ds2mb/ds2mb/schema"
 )
@@ -12,7 +13,7 @@ type Source int
 // Where an effective value came from.
 const (
 	FromNode    Source = iota + 1 // set on the node itself
-	FromService                   // inherited from /LM/SmtpSvc
+	FromService                   // inherited from an ancestor node (virtual server or /LM/SmtpSvc)
 	FromDefault                   // the catalogue default
 )
 
@@ -30,8 +31,10 @@ func (s Source) String() string {
 }
 
 // Effective returns the value a node has for a catalogue property: its own,
-// else the service's when the property is inheritable, else the catalogue
-// default. ok is false when none applies.
+// else, when the property is inheritable, the nearest ancestor's up to
+// /LM/SmtpSvc (a domain node inherits from its virtual server, which
+// inherits from the service), else the catalogue default. ok is false when
+// none applies.
 func (t *Tree) Effective(loc, name string) (v schema.Value, src Source, ok bool, err error) {
 	p, known := schema.Lookup(name)
 	if !known {
@@ -46,12 +49,18 @@ func (t *Tree) Effective(loc, name string) (v schema.Value, src Source, ok bool,
 			return v, FromNode, true, nil
 		}
 	}
-	if p.Inherit && key(loc) != key(schema.ServiceLocation) {
-		if n := t.Node(schema.ServiceLocation); n != nil {
+	if p.Inherit {
+		// As IIS does, walk up the path: a domain node inherits from its
+		// virtual server before the service.
+		for anc := parentLocation(loc); anc != "" && len(anc) >= len(schema.ServiceLocation); anc = parentLocation(anc) {
+			n := t.Node(anc)
+			if n == nil {
+				continue
+			}
 			if prop, has := n.Get(p.Name); has {
 				v, err = parseProp(p, prop)
 				if err != nil {
-					return v, FromService, false, fmt.Errorf("%s: %s: %v", schema.ServiceLocation, p.Name, err)
+					return v, FromService, false, fmt.Errorf("%s: %s: %v", n.Location, p.Name, err)
 				}
 				return v, FromService, true, nil
 			}
@@ -70,4 +79,13 @@ func parseProp(p *schema.Property, prop Property) (schema.Value, error) {
 		return schema.Value{}, fmt.Errorf("Custom Type %v, the catalogue says %v", prop.Type, p.Type)
 	}
 	return p.Parse(prop.Text)
+}
+
+// parentLocation returns the Location one level up, or "" at the top.
+func parentLocation(loc string) string {
+	i := strings.LastIndex(strings.TrimRight(loc, "/"), "/")
+	if i <= 0 {
+		return ""
+	}
+	return loc[:i]
 }

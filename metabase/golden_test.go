@@ -256,3 +256,17 @@ func TestWindowsLineEndsAndBOM(t *testing.T) {
 		t.Fatalf("CRLF copy of a saved file: %v", err)
 	}
 }
+
+// TestDomainInheritsFromItsServer checks that inheritance walks the path as
+// IIS does: a domain node takes its virtual server's value before the
+// service's, and the service's when the server has none.
+func TestDomainInheritsFromItsServer(t *testing.T) {
+	tr := New()
+	tr.Ensure(schema.ServiceLocation, ClassService).Set("RelayForAuth", "0")
+	tr.Ensure(schema.ServerLocation(1), ClassServer).Set("RelayForAuth", "1")
+	tr.Ensure(schema.ServerLocation(2), ClassServer)
+	tr.Ensure(schema.DomainLocation(1, "example.com"), ClassDomain)
+	tr.Ensure(schema.DomainLocation(2, "example.com"), ClassDomain)
+	mustEffective(t, tr, schema.DomainLocation(1, "example.com"), "RelayForAuth", 1, FromService)
+	mustEffective(t, tr, schema.DomainLocation(2, "example.com"), "RelayForAuth", 0, FromService)
+}
