@@ -50,6 +50,10 @@ func TestResume(t *testing.T) {
 			if err != nil || st == nil || len(st.Cookie) == 0 {
 				t.Fatalf("no saved cookie: %v %+v", err, st)
 			}
+			// Changes while the replicator is away; with a slapd restart
+			// after them, the session log is lost and the resume is a
+			// present phase (deletes by absence).
+			offlineChanges(t, srv)
 			if restartSlapd {
 				if err := srv.Stop(); err != nil {
 					t.Fatal(err)
@@ -58,7 +62,6 @@ func TestResume(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			offlineChanges(t, srv)
 
 			rn2 := start(t, srv, mb, "syncrepl")
 			checkOffline(t, mb)
@@ -92,17 +95,23 @@ func TestResumeAfterCrash(t *testing.T) {
 	ldif(t, srv, replace(localdir.SampleVSDN("SERVER01", 2), "msExchSmtpMaxRecipients", "61"))
 	waitProp(t, mb, vs2, "MaxRecipients", "61")
 	rn.stop()
+	offlineChanges(t, srv) // then the crash loses the session log
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	offlineChanges(t, srv)
 	rn2 := start(t, srv, mb, "syncrepl")
 	checkOffline(t, mb)
 	rn2.waitEvent(replicator.EvFullDone, nil, "refresh done")
 	t.Logf("after kill -9: cookie reset %v", rn2.has(replicator.EvCookieReset, nil))
+	// Observed with slapd 2.5.13: after kill -9 its contextCSN can lag the
+	// entries written before the crash, and a refresh without cookie (the
+	// fresh replication below) leaves out entries newer than it until the
+	// next write. That write is also a live change the replicator must see.
+	ldif(t, srv, replace(localdir.SampleVSDN("SERVER01", 2), "msExchSmtpMaxRecipients", "62"))
+	waitProp(t, mb, vs2, "MaxRecipients", "62")
 	rn2.stop()
 	equalOwned(t, mb, fresh(t, srv))
 	valid(t, mb)
