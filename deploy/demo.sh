@@ -61,10 +61,41 @@ rm -f "$DEMO/ldap.ready"
 start directory bin/localdir -port "$LDAP_PORT" -dir "$DEMO/ldap" -fresh -ready "$DEMO/ldap.ready"
 wait_file "$DEMO/ldap.ready" 120
 
-# 2. The replicator and 3. the SMTP worker start here once they exist, e.g.
-#   start replicator bin/ds2mb -url "$LDAP_URL" -server SERVER01 -metabase "$DEMO/MetaBase.xml" …
-#   start smtpsvc bin/smtpsvc -metabase "$DEMO/MetaBase.xml" …
-: "$LDAP_URL"
+# 2. The replicator: SERVER01's SMTP configuration, one way, into a MetaBase.xml.
+MB_DIR="$DEMO/metabase"
+STATUS_ADDR="${STATUS_ADDR:-127.0.0.1:8025}"
+ADMIN_DN="cn=admin,dc=example,dc=com"
+VS1_DN="cn=1,cn=SMTP,cn=Protocols,cn=SERVER01,cn=Servers,cn=First Administrative Group,cn=Administrative Groups,cn=Example,cn=Microsoft Exchange,cn=Services,cn=Configuration,dc=example,dc=com"
+rm -rf "$MB_DIR" "$DEMO/smtpsvc-status.json"
+mkdir -p "$MB_DIR"
+(umask 077 && printf 'secret\n' >"$DEMO/bind-password")
+start replicator bin/ds2mb --ldap-url "$LDAP_URL" --bind-dn "$ADMIN_DN" --bind-password-file "$DEMO/bind-password" \
+	--base-dn "cn=Configuration,dc=example,dc=com" --server SERVER01 --metabase "$MB_DIR/MetaBase.xml"
+wait_file "$MB_DIR/MetaBase.xml" 60
+
+# 3. The SMTP worker on that file (SERVER01's virtual servers: 127.0.0.1:2525 and :2526).
+start smtpsvc bin/smtpsvc --metabase "$MB_DIR/MetaBase.xml" --status-addr "$STATUS_ADDR" \
+	--status-file "$DEMO/smtpsvc-status.json" --dns-server none
+wait_file "$DEMO/smtpsvc-status.json" 60
+
+cat <<EOF
+
+demo: the whole spine runs: directory $LDAP_URL → ds2mb → $MB_DIR/MetaBase.xml → smtpsvc
+demo: SMTP virtual servers of SERVER01: 127.0.0.1:2525 (1) and 127.0.0.1:2526 (2)
+demo: worker status: curl -s http://$STATUS_ADDR/status   (also /healthz, /metrics; file $DEMO/smtpsvc-status.json)
+
+demo: change a property in the directory and watch the worker apply it (paste as is):
+
+ldapmodify -x -H $LDAP_URL -D $ADMIN_DN -w secret <<'LDIF'
+dn: $VS1_DN
+changetype: modify
+replace: msExchSmtpFullyQualifiedDomainName
+msExchSmtpFullyQualifiedDomainName: mail.example.com
+LDIF
+curl -s http://$STATUS_ADDR/status   # "version" went up; virtual server 1's "fqdn" is mail.example.com
+exec 3<>/dev/tcp/127.0.0.1/2525; head -1 <&3; exec 3<&-   # the banner: 220 mail.example.com … ready at …
+
+EOF
 
 echo "demo: running; press Ctrl-C to stop"
 # Run until Ctrl-C or until any part exits.
