@@ -74,7 +74,7 @@ type Options struct {
 	Base     string        // configuration base DN (recorded in the state)
 	Source   Source        // where changes come from
 	Events   EventFunc     // receives events; nil = discard
-	Quiet    time.Duration // save once no change came for this long; 0 = 2 ms
+	Quiet    time.Duration // save once no change came for this long; 0 = 1 ms
 	MaxDelay time.Duration // ... or this long after the first unsaved change; 0 = 50 ms
 	Retry    time.Duration // after a failed save; 0 = 1 s
 }
@@ -115,7 +115,7 @@ func New(o Options) (*Replicator, error) {
 		return nil, errors.New("replicator: Metabase, Server and Source are required")
 	}
 	if o.Quiet <= 0 {
-		o.Quiet = 2 * time.Millisecond
+		o.Quiet = time.Millisecond
 	}
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = 50 * time.Millisecond
