@@ -35,6 +35,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ds2mb/ds2mb/schema"
@@ -259,21 +260,41 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 
 	// 1. Bind new addresses first.
 	newListeners := map[string]*listener{}
+	var handedOver []*listener // our own listeners closed early to free their port
 	undo := func() {
 		for _, l := range newListeners {
 			l.ln.Close()
 		}
+		s.restore(handedOver)
 	}
 	for _, a := range sortedKeys(addrOwner) {
 		if _, have := s.listeners[a]; have {
 			continue
 		}
 		ln, err := net.Listen("tcp", a)
+		if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+			// The port may be held by one of our own listeners that this
+			// configuration drops, on an overlapping address (":25" becoming
+			// "127.0.0.1:25"). The kernel will not let both exist: stop
+			// that one first, then bind.
+			if olds := s.releasedOnPort(a, addrOwner); len(olds) > 0 {
+				for _, l := range olds {
+					l.ln.Close()
+					<-l.done
+					delete(s.listeners, l.addr)
+					handedOver = append(handedOver, l)
+				}
+				ln, err = net.Listen("tcp", a)
+			}
+		}
 		if err != nil {
 			undo()
 			return res, &BindError{Instance: addrOwner[a], Binding: addrBinding[a], Err: err}
 		}
 		newListeners[a] = &listener{addr: a, ln: ln, done: make(chan struct{})}
+	}
+	for _, l := range handedOver {
+		res.Released = append(res.Released, l.addr)
 	}
 
 	// 2. Build new generations for new or changed virtual servers.
@@ -364,6 +385,40 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 	s.specs = want
 	s.version = version
 	return res, nil
+}
+
+// releasedOnPort returns our listeners on the same port as addr that the
+// new configuration (keep) no longer has.
+func (s *Supervisor) releasedOnPort(addr string, keep map[string]int) []*listener {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	var out []*listener
+	for a, l := range s.listeners {
+		if _, kept := keep[a]; kept {
+			continue
+		}
+		if _, p, err := net.SplitHostPort(a); err == nil && p == port {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// restore listens again on listeners closed early by a refused Apply; the
+// routes still name their virtual servers.
+func (s *Supervisor) restore(ls []*listener) {
+	for _, old := range ls {
+		ln, err := net.Listen("tcp", old.addr)
+		if err != nil {
+			s.event(Event{Kind: "accept-error", Addr: old.addr, Err: fmt.Errorf("listening again after a refused configuration: %w", err)})
+			continue
+		}
+		l := &listener{addr: old.addr, ln: ln, done: make(chan struct{})}
+		s.listeners[old.addr] = l
+		go s.acceptLoop(l)
+	}
 }
 
 func sameBindings(a, b []schema.Binding) bool {
