@@ -88,13 +88,13 @@ func TestSyncreplShapes(t *testing.T) {
 		t.Errorf("first refresh end: reconcile %v cookie %q", end.Reconcile, end.Cookie)
 	}
 	var partnerUUID, bindingUUID string
-	upserts := 0
+	upserts := map[string]bool{}
 	for _, ch := range c.snapshot() {
 		if ch.Kind == replicator.ChangeRefreshBegin && !ch.Full {
 			t.Errorf("first refresh not marked full")
 		}
 		if ch.Kind == replicator.ChangeUpsert {
-			upserts++
+			upserts[ch.UUID] = true
 			if strings.HasPrefix(ch.DN, "cn=Partner Policy") {
 				partnerUUID = ch.UUID
 			}
@@ -103,8 +103,8 @@ func TestSyncreplShapes(t *testing.T) {
 			}
 		}
 	}
-	if upserts != 9 || partnerUUID == "" || bindingUUID == "" {
-		t.Fatalf("first refresh: %d upserts (want the 9 objects of the sample)", upserts)
+	if len(upserts) != 9 || partnerUUID == "" || bindingUUID == "" {
+		t.Fatalf("first refresh: %d objects (want the 9 of the sample)", len(upserts))
 	}
 	// Persist: a modify arrives as an upsert with a cookie.
 	if err := srv.AddLDIF("dn: " + localdir.SampleVSDN("SERVER01", 1) + "\nchangetype: modify\nreplace: msExchSmtpMaxRecipients\nmsExchSmtpMaxRecipients: 7\n-"); err != nil {

@@ -11,7 +11,10 @@ import (
 )
 
 // Syncrepl is an RFC 4533 source: refreshAndPersist (refreshOnly with
-// Once) on a dedicated connection, resumed from the cookie.
+// Once) on a dedicated connection, resumed from the cookie. A refresh
+// without cookie is completed by a plain search before it ends: slapd bounds
+// such a refresh by its contextCSN, which after a crash can lag entries
+// written just before it, and would otherwise leave them out.
 type Syncrepl struct {
 	Config
 }
@@ -95,9 +98,19 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 		*cookie = c
 		return c
 	}
+	var supErr error
 	endRefresh := func(c []byte) {
 		if len(c) > 0 {
 			pending = append([]byte(nil), c...)
+		}
+		if full {
+			// slapd bounds a refresh without cookie by its contextCSN,
+			// which can lag the entries after a crash: read everything
+			// once more with a plain search so that nothing is missed.
+			if supErr = s.supplement(emit); supErr != nil {
+				conn.Close()
+				return
+			}
 		}
 		refreshing = false
 		var out []byte
@@ -181,6 +194,9 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
+	if supErr != nil {
+		return false, supErr
+	}
 	if err != nil {
 		return false, s.wrap("syncrepl search of "+s.BaseDN, err)
 	}
@@ -188,6 +204,28 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 		return true, nil
 	}
 	return false, errPersistEnded
+}
+
+// supplement reads every matching entry with a plain search on its own
+// connection and reports each as an upsert (before the refresh ends, so
+// that each counts as seen).
+func (s *Syncrepl) supplement(emit func(replicator.Change)) error {
+	conn, err := s.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := conn.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		s.filter(), []string{"*", "entryUUID"}, nil))
+	if err != nil {
+		return s.wrap("search "+s.BaseDN, err)
+	}
+	for _, e := range res.Entries {
+		if id := entryUUID(e); id != "" {
+			emit(replicator.Change{Kind: replicator.ChangeUpsert, UUID: id, DN: e.DN, Attrs: entryAttrs(e)})
+		}
+	}
+	return nil
 }
 
 func syncState(cs []ldap.Control) *ldap.ControlSyncState {
