@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,12 +119,8 @@ func startWorker(t testing.TB, initial []byte, mod func(*Options)) *testWorker {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	tw := &testWorker{Worker: w, path: path, dir: dir}
-	stopped := false
-	tw.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	var once sync.Once
+	stopNow := func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -134,6 +131,7 @@ func startWorker(t testing.TB, initial []byte, mod func(*Options)) *testWorker {
 			t.Errorf("Run did not return 30 s after its context ended")
 		}
 	}
+	tw.stop = func() { once.Do(stopNow) }
 	t.Cleanup(tw.stop)
 	return tw
 }
