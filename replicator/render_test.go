@@ -191,3 +191,25 @@ func TestStateValues(t *testing.T) {
 		}
 	}
 }
+
+func TestStateFile(t *testing.T) {
+	path := t.TempDir() + "/s.json"
+	m := baseMirror()
+	m["u-bin"] = obj("cn=b", "msExchSmtpRelayIpList", "\x00\x01\xff")
+	owned := map[string]*OwnedNode{"/lm/smtpsvc/1": {Class: metabase.ClassServer, Created: true, Origin: "u-vs1", Props: map[string]DesiredProp{"MaxRecipients": {Text: "100"}}}}
+	if err := saveState(path, &State{Server: "SERVER01", Base: "cn=x", Source: "syncrepl", Cookie: []byte("rid=000,csn=1"), Metabase: 7, Owned: owned}, m); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := mirrorFromState(st.Objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Server != "SERVER01" || string(st.Cookie) != "rid=000,csn=1" || st.Metabase != 7 || len(back) != len(m) ||
+		back["u-bin"].Attrs["msExchSmtpRelayIpList"][0] != "\x00\x01\xff" || st.Owned["/lm/smtpsvc/1"].Props["MaxRecipients"].Text != "100" {
+		t.Errorf("state round trip: %+v", st)
+	}
+}

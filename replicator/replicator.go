@@ -412,9 +412,8 @@ func (r *Replicator) save() error {
 	}
 	r.lastTree, r.lastSig = out, statSig(r.o.Metabase)
 	r.owned = owned
-	st := &State{Server: r.o.Server, Base: r.o.Base, Source: r.o.Source.Kind(), Cookie: r.cookie, Metabase: out.Version,
-		Objects: mirrorToState(r.mirror), Owned: owned}
-	if err := SaveState(StatePath(r.o.Metabase), st); err != nil {
+	st := &State{Server: r.o.Server, Base: r.o.Base, Source: r.o.Source.Kind(), Cookie: r.cookie, Metabase: out.Version, Owned: owned}
+	if err := saveState(StatePath(r.o.Metabase), st, r.mirror); err != nil {
 		r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "state save failed (the metabase was saved)", Reason: err.Error()})
 		return err
 	}

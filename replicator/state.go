@@ -1,15 +1,15 @@
 package replicator
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/ds2mb/ds2mb/metabase"
 )
 
 // StateVersion is the format number of the state file.
@@ -41,6 +41,16 @@ type State struct {
 	Owned   map[string]*OwnedNode  `json:"owned"`   // Location → what it owns there
 }
 
+// stateHead is State without its two big maps, which saveState streams.
+type stateHead struct {
+	Version  int    `json:"version"`
+	Server   string `json:"server"`
+	Base     string `json:"base"`
+	Source   string `json:"source"`
+	Cookie   []byte `json:"cookie,omitempty"`
+	Metabase uint64 `json:"metabaseVersion"`
+}
+
 type stateObject struct {
 	DN    string              `json:"dn"`
 	Attrs map[string][]string `json:"attrs"`
@@ -69,17 +79,26 @@ func decodeValue(v string) (string, error) {
 func mirrorToState(m Mirror) map[string]stateObject {
 	out := make(map[string]stateObject, len(m))
 	for id, o := range m {
-		attrs := make(map[string][]string, len(o.Attrs))
-		for k, vs := range o.Attrs {
-			enc := make([]string, len(vs))
-			for i, v := range vs {
-				enc[i] = encodeValue(v)
-			}
-			attrs[k] = enc
-		}
-		out[id] = stateObject{DN: o.DN, Attrs: attrs}
+		out[id] = objectToState(o)
 	}
 	return out
+}
+
+func objectToState(o *Object) stateObject {
+	attrs := make(map[string][]string, len(o.Attrs))
+	for k, vs := range o.Attrs {
+		enc := vs
+		for i, v := range vs {
+			if e := encodeValue(v); e != v {
+				if &enc[0] == &vs[0] {
+					enc = append([]string(nil), vs...)
+				}
+				enc[i] = e
+			}
+		}
+		attrs[k] = enc
+	}
+	return stateObject{DN: o.DN, Attrs: attrs}
 }
 
 func mirrorFromState(s map[string]stateObject) (Mirror, error) {
@@ -123,10 +142,111 @@ func LoadState(path string) (*State, error) {
 
 // SaveState writes a state file atomically.
 func SaveState(path string, s *State) error {
+	return saveState(path, s, nil)
+}
+
+// saveState writes s, taking the objects from m when it is not nil (so that
+// the mirror is not copied first). The file is streamed object by object,
+// so that no buffer of the whole state is held.
+func saveState(path string, s *State, m Mirror) error {
 	s.Version = StateVersion
-	b, err := json.Marshal(s)
+	return writeAtomic(path, 0o600, func(w *bufio.Writer) error {
+		hb, err := json.Marshal(stateHead{Version: s.Version, Server: s.Server, Base: s.Base, Source: s.Source, Cookie: s.Cookie, Metabase: s.Metabase})
+		if err != nil {
+			return err
+		}
+		w.Write(hb[:len(hb)-1]) // without the closing brace
+		w.WriteString(`,"objects":{`)
+		i := 0
+		writeObj := func(id string, so stateObject) error {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			i++
+			kb, _ := json.Marshal(id)
+			w.Write(kb)
+			w.WriteByte(':')
+			ob, err := json.Marshal(so)
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(ob)
+			return err
+		}
+		if m != nil {
+			for id, o := range m {
+				if err := writeObj(id, objectToState(o)); err != nil {
+					return err
+				}
+			}
+		} else {
+			for id, so := range s.Objects {
+				if err := writeObj(id, so); err != nil {
+					return err
+				}
+			}
+		}
+		w.WriteString(`},"owned":{`)
+		i = 0
+		for loc, on := range s.Owned {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			i++
+			kb, _ := json.Marshal(loc)
+			w.Write(kb)
+			w.WriteByte(':')
+			ob, err := json.Marshal(on)
+			if err != nil {
+				return err
+			}
+			w.Write(ob)
+		}
+		_, err = w.WriteString("}}\n")
+		return err
+	})
+}
+
+// writeAtomic is metabase.WriteFileAtomic for a streamed body: a temporary
+// file in the same folder, fsync, rename over path, fsync of the folder.
+func writeAtomic(path string, perm os.FileMode, body func(*bufio.Writer) error) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	return metabase.WriteFileAtomic(path, b, 0o600)
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 64<<10)
+	if err := body(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
