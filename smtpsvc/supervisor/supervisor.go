@@ -553,12 +553,11 @@ func (s *Supervisor) dispatch(addr string, c net.Conn) {
 			break
 		}
 		cnt := v.counters
-		if max := v.spec.MaxConnections; max > 0 && cnt.Open.Load() >= int64(max) {
+		if !cnt.take(v.spec.MaxConnections) {
 			cnt.Refused.Add(1)
 			go refuse(c, "421 4.3.2 Too many connections, try later\r\n")
 			return
 		}
-		cnt.Open.Add(1)
 		tc := &trackedConn{Conn: c, counters: cnt, v: v}
 		v.cmu.Lock()
 		v.conns[tc] = struct{}{}
@@ -572,6 +571,19 @@ func (s *Supervisor) dispatch(addr string, c net.Conn) {
 		tc.forget()
 	}
 	go refuse(c, "421 4.3.2 Service not available, closing transmission channel\r\n")
+}
+
+// take counts one more open connection unless max (> 0) are open already.
+func (c *Counters) take(max int) bool {
+	for {
+		n := c.Open.Load()
+		if max > 0 && n >= int64(max) {
+			return false
+		}
+		if c.Open.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 func refuse(c net.Conn, reply string) {
