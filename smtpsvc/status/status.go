@@ -74,8 +74,8 @@ type Reloads struct {
 	Applied uint64 `json:"applied"` // configurations that changed what runs
 	Same    uint64 `json:"unchanged"`
 	Refused uint64 `json:"refused"`
-	// Duration of applied reloads, from the file change being noticed to the
-	// new configuration serving.
+	// Duration of applied reloads, from the worker reading the file (after
+	// the watcher's quiet period) to the new configuration serving.
 	Duration Histogram `json:"duration"`
 }
 
@@ -185,7 +185,7 @@ func WriteMetrics(w io.Writer, st Status) {
 	fmt.Fprintf(&b, "smtpsvc_reloads_total{result=\"refused\"} %d\n", st.Reloads.Refused)
 
 	h := st.Reloads.Duration
-	metric("smtpsvc_reload_duration_seconds", "histogram", "Time from a metabase change noticed to the new configuration serving.")
+	metric("smtpsvc_reload_duration_seconds", "histogram", "Time from reading a changed metabase to the new configuration serving.")
 	for i, bound := range h.Bounds {
 		fmt.Fprintf(&b, "smtpsvc_reload_duration_seconds_bucket{le=\"%s\"} %d\n", strconv.FormatFloat(bound, 'g', -1, 64), h.Counts[i])
 	}

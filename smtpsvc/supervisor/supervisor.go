@@ -315,11 +315,13 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 		}
 		if sp.New == nil {
 			undo()
+			discard(built)
 			return res, &BuildError{Instance: inst, Err: errors.New("no server constructor")}
 		}
 		srv, err := sp.New()
 		if err != nil {
 			undo()
+			discard(built)
 			return res, &BuildError{Instance: inst, Err: err}
 		}
 		var addr net.Addr = &net.TCPAddr{}
@@ -385,6 +387,16 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 	s.specs = want
 	s.version = version
 	return res, nil
+}
+
+// discard releases servers built for a configuration that was then
+// refused; they never served.
+func discard(vs []*vserver) {
+	for _, v := range vs {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		v.srv.Shutdown(ctx)
+		cancel()
+	}
 }
 
 // releasedOnPort returns our listeners on the same port as addr that the

@@ -410,3 +410,28 @@ func TestShutdownDrainsWithDeadline(t *testing.T) {
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+func TestBuildFailureRefusesWholeConfiguration(t *testing.T) {
+	be := &sink{}
+	a, b := freeAddr(t), freeAddr(t)
+	s := newSup(t, Options{})
+	if _, err := s.Apply(1, []Spec{spec(1, "gen1", be, binding(t, a))}); err != nil {
+		t.Fatal(err)
+	}
+	broken := spec(2, "gen2", be, binding(t, b))
+	broken.New = func() (Server, error) { return nil, errors.New("certificate unreadable") }
+	_, err := s.Apply(2, []Spec{spec(1, "gen2", be, binding(t, a)), broken})
+	var bu *BuildError
+	if !errors.As(err, &bu) || bu.Instance != 2 || !strings.Contains(err.Error(), "/LM/SmtpSvc/2: certificate unreadable") {
+		t.Fatalf("Apply with a server that cannot be built: %v", err)
+	}
+	if l, err := banner(t, a); err != nil || !strings.Contains(l, "gen1") {
+		t.Fatalf("after the refusal: banner %q, %v; want gen1 still", l, err)
+	}
+	if _, err := net.DialTimeout("tcp", b, time.Second); err == nil {
+		t.Fatalf("%s of the refused configuration listens", b)
+	}
+	if st := s.State(); st.Version != 1 {
+		t.Fatalf("version %d after the refusal, want 1", st.Version)
+	}
+}
