@@ -12,6 +12,25 @@ import (
 type Object struct {
 	DN    string
 	Attrs map[string][]string
+
+	rdns []rdn  // parsed DN, cached by parsed()
+	norm string // normalised DN, cached by normalized()
+}
+
+// parsed returns the object's DN as RDNs, parsing it once.
+func (o *Object) parsed() []rdn {
+	if o.rdns == nil {
+		o.rdns = parseDN(o.DN)
+	}
+	return o.rdns
+}
+
+// normalized returns the object's DN in comparable form, computed once.
+func (o *Object) normalized() string {
+	if o.norm == "" {
+		o.norm = joinDN(o.parsed())
+	}
+	return o.norm
 }
 
 // Get returns the values of an attribute, matched case-insensitively.
@@ -110,8 +129,9 @@ func isHex(c byte) bool {
 }
 
 // normDN is a comparable form of a DN: RDNs lower-cased and re-joined.
-func normDN(dn string) string {
-	rs := parseDN(dn)
+func normDN(dn string) string { return joinDN(parseDN(dn)) }
+
+func joinDN(rs []rdn) string {
 	parts := make([]string, len(rs))
 	for i, r := range rs {
 		parts[i] = r.typ + "=" + strings.ToLower(r.val)
@@ -129,12 +149,8 @@ func (m Mirror) sortedUUIDs() []string {
 	for id := range m {
 		ids = append(ids, id)
 	}
-	norm := make(map[string]string, len(m))
-	for _, id := range ids {
-		norm[id] = normDN(m[id].DN)
-	}
 	slices.SortFunc(ids, func(a, b string) int {
-		if c := strings.Compare(norm[a], norm[b]); c != 0 {
+		if c := strings.Compare(m[a].normalized(), m[b].normalized()); c != 0 {
 			return c
 		}
 		return strings.Compare(a, b)

@@ -141,7 +141,7 @@ func Render(m Mirror, server string) *Rendered {
 
 	for _, id := range ids {
 		o := m[id]
-		rs := parseDN(o.DN)
+		rs := o.parsed()
 		switch classify(o) {
 		case kindService:
 			name, ok := serverOf(rs, 0)
@@ -172,7 +172,7 @@ func Render(m Mirror, server string) *Rendered {
 			}
 			n := r.node(schema.ServerLocation(num), metabase.ClassServer, id)
 			renderProps(r, n, schema.NodeServer, id, o)
-			servers[normDN(o.DN)] = num
+			servers[o.normalized()] = num
 			vsNums = append(vsNums, num)
 		case kindPolicy:
 			policies = append(policies, id)
@@ -403,13 +403,12 @@ func renderDomains(r *Rendered, m Mirror, policies, connectors []string, servers
 }
 
 func renderBinding(r *Rendered, id string, o *Object, servers map[string]int) {
-	rs := parseDN(o.DN)
+	rs := o.parsed()
 	if len(rs) < 2 {
 		r.Ignored = append(r.Ignored, Ignored{o.DN, "event binding without a parent"})
 		return
 	}
-	parent := normDN(o.DN)
-	parent = parent[strings.Index(parent, ",")+1:]
+	parent := joinDN(rs[1:])
 	vs, ok := servers[parent]
 	if !ok {
 		r.Ignored = append(r.Ignored, Ignored{o.DN, "event binding not below a replicated virtual server of this server"})

@@ -107,7 +107,7 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 			// slapd bounds a refresh without cookie by its contextCSN,
 			// which can lag the entries after a crash: read everything
 			// once more with a plain search so that nothing is missed.
-			if supErr = s.supplement(emit); supErr != nil {
+			if supErr = s.supplement(emit, pending); supErr != nil {
 				conn.Close()
 				return
 			}
@@ -209,14 +209,20 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 // supplement reads every matching entry with a plain search on its own
 // connection and reports each as an upsert (before the refresh ends, so
 // that each counts as seen).
-func (s *Syncrepl) supplement(emit func(replicator.Change)) error {
+// When the refresh's cookie names a CSN, only entries at or after it are
+// read: normally none.
+func (s *Syncrepl) supplement(emit func(replicator.Change), cookie []byte) error {
 	conn, err := s.Dial()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	filter := s.filter()
+	if csn := cookieCSN(cookie); csn != "" {
+		filter = "(&" + filter + "(entryCSN>=" + ldap.EscapeFilter(csn) + "))"
+	}
 	res, err := conn.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		s.filter(), []string{"*", "entryUUID"}, nil))
+		filter, []string{"*", "entryUUID"}, nil))
 	if err != nil {
 		return s.wrap("search "+s.BaseDN, err)
 	}
@@ -226,6 +232,23 @@ func (s *Syncrepl) supplement(emit func(replicator.Change)) error {
 		}
 	}
 	return nil
+}
+
+// cookieCSN returns the lowest CSN an OpenLDAP cookie names
+// ("rid=000,csn=<csn>[;<csn>…]"), or "" when it names none.
+func cookieCSN(cookie []byte) string {
+	for _, part := range strings.Split(string(cookie), ",") {
+		if v, ok := strings.CutPrefix(part, "csn="); ok {
+			low := ""
+			for _, c := range strings.Split(v, ";") {
+				if c != "" && (low == "" || c < low) {
+					low = c
+				}
+			}
+			return low
+		}
+	}
+	return ""
 }
 
 func syncState(cs []ldap.Control) *ldap.ControlSyncState {
