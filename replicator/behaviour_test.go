@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -241,3 +242,23 @@ func TestNoCredentialsInErrors(t *testing.T) {
 
 // rnHas waits on the replicator's change counter: a lost connection is a change.
 func rnHas(r *replicator.Replicator) bool { return r.Stats().Changes >= 1 }
+
+// TestResync: with Resync set, a local edit to a replicated property is set
+// back without any directory change.
+func TestResync(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{})
+	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
+	rn := startOpts(t, srv, mb, "syncrepl", func(o *replicator.Options) { o.Resync = 50 * time.Millisecond })
+	waitProp(t, mb, vs1, "MaxRecipients", "100")
+	st := metabase.Open(mb)
+	tr, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Node(vs1).Set("MaxRecipients", "999")
+	if _, err := st.Save(tr); err != nil {
+		t.Fatal(err)
+	}
+	rn.waitEvent(replicator.EvLocalEditOverwritten, func(e replicator.Event) bool { return e.Old == "999" }, "local edit set back by the resync")
+	waitProp(t, mb, vs1, "MaxRecipients", "100")
+}

@@ -50,9 +50,18 @@ func newSource(srv *localdir.Server, mode string, once bool) replicator.Source {
 // start runs a replicator for SERVER01 into mb.
 func start(t testing.TB, srv *localdir.Server, mb, mode string) *running {
 	t.Helper()
+	return startOpts(t, srv, mb, mode, nil)
+}
+
+// startOpts is start with a chance to change the options.
+func startOpts(t testing.TB, srv *localdir.Server, mb, mode string, edit func(*replicator.Options)) *running {
+	t.Helper()
 	rn := &running{t: t, mb: mb, done: make(chan error, 1)}
-	r, err := replicator.New(replicator.Options{Metabase: mb, Server: "SERVER01", Base: srv.ConfigDN, Source: newSource(srv, mode, false),
-		Events: rn.record})
+	o := replicator.Options{Metabase: mb, Server: "SERVER01", Base: srv.ConfigDN, Source: newSource(srv, mode, false), Events: rn.record}
+	if edit != nil {
+		edit(&o)
+	}
+	r, err := replicator.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,10 @@ type Options struct {
 	Quiet    time.Duration // save once no change came for this long; 0 = 1 ms
 	MaxDelay time.Duration // ... or this long after the first unsaved change; 0 = 50 ms
 	Retry    time.Duration // after a failed save; 0 = 1 s
+	// Resync re-renders and saves this often even without a directory
+	// change, so that local edits to replicated properties are set back
+	// within that time; 0 = only on changes.
+	Resync time.Duration
 }
 
 // Stats counts what a Replicator did.
@@ -251,9 +255,20 @@ func (r *Replicator) Run(ctx context.Context) error {
 			}
 		}
 	}
+	var resync <-chan time.Time
+	if r.o.Resync > 0 {
+		tk := time.NewTicker(r.o.Resync)
+		defer tk.Stop()
+		resync = tk.C
+	}
 	defer r.emit(Event{ID: EvStopped, Severity: SevInfo, Message: "replicator stopped"})
 	for {
 		select {
+		case <-resync:
+			if r.refreshes > 0 {
+				dirty = true
+				schedule(time.Now())
+			}
 		case <-q.notify:
 			apply()
 			schedule(time.Now())

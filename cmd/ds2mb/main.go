@@ -5,7 +5,7 @@
 //	ds2mb --ldap-url ldap://127.0.0.1:3389 --bind-dn cn=admin,dc=example,dc=com \
 //	      --bind-password-file FILE --base-dn cn=Configuration,dc=example,dc=com \
 //	      --server SERVER01 --metabase /var/lib/ds2mb/MetaBase.xml \
-//	      [--mode auto|syncrepl|poll] [--poll-interval 1s] [--once] \
+//	      [--mode auto|syncrepl|poll] [--poll-interval 1s] [--once] [--resync 15m] \
 //	      [--ca-file ca.pem] [--starttls] [--log-level info]
 //
 // The password comes from --bind-password-file or the DS2MB_BIND_PASSWORD
@@ -53,6 +53,7 @@ func run(args []string, stderr io.Writer) int {
 	mode := fs.String("mode", "auto", "auto (syncrepl when the root DSE offers it, else poll), syncrepl or poll")
 	pollInterval := fs.Duration("poll-interval", time.Second, "interval between polls in poll mode")
 	once := fs.Bool("once", false, "replicate once and exit")
+	resync := fs.Duration("resync", 15*time.Minute, "re-render and save this often without a directory change, setting back local edits (0: never)")
 	caFile := fs.String("ca-file", "", "PEM CA certificates for ldaps:// and --starttls")
 	startTLS := fs.Bool("starttls", false, "upgrade the ldap:// connection with StartTLS")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -129,7 +130,7 @@ func run(args []string, stderr io.Writer) int {
 		src = source.NewPoll(cfg, *pollInterval)
 	}
 	r, err := replicator.New(replicator.Options{Metabase: *mbPath, Server: *server, Base: *baseDN, Source: src,
-		Events: func(e replicator.Event) { logEvent(log, e) }})
+		Resync: *resync, Events: func(e replicator.Event) { logEvent(log, e) }})
 	if err != nil {
 		return fail("%v", err)
 	}
