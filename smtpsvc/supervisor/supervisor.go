@@ -137,6 +137,7 @@ type Supervisor struct {
 	draining  map[*vserver]struct{}
 	dmu       sync.Mutex // guards draining
 	retiring  sync.WaitGroup
+	forced    atomic.Int64 // generations closed at their drain deadline
 }
 
 // Counters are the per-virtual-server connection counters, kept across
@@ -468,6 +469,7 @@ func (s *Supervisor) retire(v *vserver, deadline time.Duration) {
 		defer cancel()
 		if v.srv.Shutdown(ctx); ctx.Err() != nil {
 			v.closeConns()
+			s.forced.Add(1)
 			s.event(Event{Kind: "drain-deadline", Instance: v.spec.Instance, Err: ctx.Err()})
 			return
 		}
@@ -485,6 +487,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	forcedBefore := s.forced.Load()
 	for _, l := range s.listeners {
 		l.ln.Close()
 	}
@@ -509,6 +512,9 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	go func() { s.retiring.Wait(); close(done) }()
 	select {
 	case <-done:
+		if s.forced.Load() > forcedBefore {
+			return context.DeadlineExceeded // a generation's own deadline cut sessions short
+		}
 		return nil
 	case <-ctx.Done():
 		s.dmu.Lock()
