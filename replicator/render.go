@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ds2mb/ds2mb/metabase"
 	"github.com/ds2mb/ds2mb/schema"
@@ -217,12 +218,39 @@ func renderProps(r *Rendered, n *DesiredNode, k schema.NodeKind, id string, o *O
 		}
 		vals := o.Attrs[a]
 		v, err := p.FromDirectory(vals)
+		if err == nil && p.Type != schema.BINARY {
+			err = checkXMLText(vals)
+		}
 		if err != nil {
 			r.refuse(Refusal{Origin: id, DN: o.DN, Attribute: a, Value: printable(vals), Reason: err.Error(), Location: n.Location, Property: p.Name})
 			continue
 		}
 		n.Props[p.Name] = DesiredProp{Text: p.Render(v)}
 	}
+}
+
+// checkXMLText refuses text MetaBase.xml cannot hold: invalid UTF-8 and
+// the control characters XML 1.0 forbids (all below U+0020 but tab, line
+// feed and carriage return).
+func checkXMLText(vals []string) error {
+	for _, v := range vals {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%q is not valid UTF-8 text", abbrevValue(v))
+		}
+		for _, r := range v {
+			if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+				return fmt.Errorf("%q holds a control character (U+%04X) XML cannot carry", abbrevValue(v), r)
+			}
+		}
+	}
+	return nil
+}
+
+func abbrevValue(s string) string {
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
 }
 
 // printable shows directory values in an event: binary ones in hex.
@@ -451,6 +479,8 @@ func renderBinding(r *Rendered, id string, o *Object, servers map[string]int) {
 			reason = `want "Name=Value"`
 		case strings.ContainsAny(name, "/\"<>&"):
 			reason = "property name may not hold / \" < > &"
+		case checkXMLText([]string{v}) != nil:
+			reason = checkXMLText([]string{v}).Error()
 		default:
 			if _, known := schema.Lookup(name); known {
 				reason = "name " + name + " is a catalogue property; sink properties need their own names"

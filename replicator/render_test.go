@@ -129,6 +129,8 @@ func TestRenderRefusals(t *testing.T) {
 		{"sink property named like a catalogue property", func(m Mirror) { m["u-bind"].Attrs["ds2mbSinkProperty"] = []string{"Priority=1"} }, "ds2mbSinkProperty", false},
 		{"bad policy domain", func(m Mirror) { m["u-def"].Attrs["gatewayProxy"] = []string{"SMTP:@exa mple.com"} }, "gatewayProxy", false},
 		{"bad smart host", func(m Mirror) { m["u-con"].Attrs["msExchSmtpSmartHost"] = []string{"bad host!"} }, "msExchSmtpSmartHost", true},
+		{"invalid UTF-8", func(m Mirror) { m["u-svc"].Attrs["msExchSmtpSendNDRTo"] = []string{"\x80"} }, "msExchSmtpSendNDRTo", false},
+		{"control character", func(m Mirror) { m["u-bind"].Attrs["ds2mbRule"] = []string{"EHLO=a\x01"} }, "ds2mbRule", false},
 		{"bad cost", func(m Mirror) { m["u-con"].Attrs["routingList"] = []string{"SMTP:a.com;zero"} }, "routingList", false},
 	}
 	for _, c := range cases {
@@ -212,4 +214,46 @@ func TestStateFile(t *testing.T) {
 		back["u-bin"].Attrs["msExchSmtpRelayIpList"][0] != "\x00\x01\xff" || st.Owned["/lm/smtpsvc/1"].Props["MaxRecipients"].Text != "100" {
 		t.Errorf("state round trip: %+v", st)
 	}
+}
+
+func FuzzParseDN(f *testing.F) {
+	for _, s := range []string{vs1DN, `cn=a\,b,dc=x`, `cn=\41\42`, "", ",,", "=", `\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		rs := parseDN(s)
+		if normDN(s) != joinDN(rs) {
+			t.Fatalf("normDN differs from joinDN(parseDN)")
+		}
+	})
+}
+
+// FuzzNeverInvalid: whatever a directory attribute holds, the merged
+// metabase validates.
+func FuzzNeverInvalid(f *testing.F) {
+	attrs := []string{"msExchServerBindings", "msExchSmtpMaxRecipients", "msExchSmtpRemoteQueueRetries", "msExchSmtpSmartHost",
+		"msExchSmtpFullyQualifiedDomainName", "msExchAuthenticationFlags", "msExchSmtpRelayIpList", "gatewayProxy", "routingList",
+		"ds2mbSinkProperty", "ds2mbRule", "ds2mbBindingID", "ds2mbEventType", "msExchServerAutoStart", "msExchSmtpSendNDRTo"}
+	for i := range attrs {
+		f.Add(uint8(i), "x")
+		f.Add(uint8(i), "-5")
+		f.Add(uint8(i), "127.0.0.1:2526:")
+	}
+	f.Fuzz(func(t *testing.T, which uint8, val string) {
+		m := baseMirror()
+		a := attrs[int(which)%len(attrs)]
+		for _, id := range []string{"u-vs1", "u-svc", "u-def", "u-con", "u-bind"} {
+			m[id].Attrs[a] = []string{val}
+		}
+		out, _, _, err := Merge(metabase.New(), Render(m, "SERVER01"), nil)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", a, val, err)
+		}
+		if probs := out.Validate(); probs != nil {
+			t.Fatalf("%s=%q: invalid: %v", a, val, probs)
+		}
+		if _, err := metabase.Parse(out.Bytes()); err != nil {
+			t.Fatalf("%s=%q: unparsable: %v", a, val, err)
+		}
+	})
 }
