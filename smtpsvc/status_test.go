@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ds2mb/ds2mb/smtpsvc/status"
 	"github.com/emersion/go-smtp"
@@ -76,9 +77,17 @@ func TestStatusEndpoint(t *testing.T) {
 		}
 	}
 
-	b, err := os.ReadFile(w.o.StatusFile)
-	var fst status.Status
-	if err != nil || json.Unmarshal(b, &fst) != nil || fst.Version != 5 || len(fst.Servers) != 2 {
-		t.Fatalf("status file: %v %s", err, b)
+	// The status file is written (with fsyncs) just after each reload.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(w.o.StatusFile)
+		var fst status.Status
+		if err == nil && json.Unmarshal(b, &fst) == nil && fst.Version == 5 && len(fst.Servers) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status file: %v %s", err, b)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
