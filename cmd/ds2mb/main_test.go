@@ -58,6 +58,33 @@ func TestOnce(t *testing.T) {
 	}
 }
 
+// TestConsumerAccount: the read-only consumer account (no rootdn
+// privileges, unlimited size limit) is enough.
+func TestConsumerAccount(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{})
+	t.Setenv("DS2MB_BIND_PASSWORD", localdir.SampleConsumerPassword)
+	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
+	a := []string{"--ldap-url", srv.URL, "--bind-dn", localdir.SampleConsumerDN, "--base-dn", srv.ConfigDN,
+		"--server", "SERVER02", "--metabase", mb, "--once"}
+	var log bytes.Buffer
+	if code := run(a, &log); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, log.String())
+	}
+	tr, err := metabase.Load(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Node("/LM/SmtpSvc/1").Text("ServerBindings"); got != "127.0.0.1:2625:" {
+		t.Errorf("SERVER02's virtual server 1: ServerBindings %q", got)
+	}
+	if tr.Node("/LM/SmtpSvc/2") != nil || tr.Node("/LM/SmtpSvc/1/Domain/*.contoso.com") != nil {
+		t.Errorf("SERVER01's objects replicated for SERVER02")
+	}
+	if tr.Node("/LM/SmtpSvc/1/Domain/example.com") == nil {
+		t.Errorf("organisation-wide policy domain missing on SERVER02")
+	}
+}
+
 // TestPasswordFileAndFlags: --bind-password-file works; a wrong password
 // fails --once with an error that does not hold it; bad flags exit 2.
 func TestPasswordFileAndFlags(t *testing.T) {
