@@ -113,6 +113,9 @@ func run(args []string, stderr io.Writer) int {
 	m := *mode
 	if m == "auto" {
 		ok, err := detect(ctx, &cfg, log)
+		if ctx.Err() != nil {
+			return 0 // stopped by a signal while the directory was away
+		}
 		if err != nil {
 			return fail("mode auto: %v", err)
 		}
