@@ -13,13 +13,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/ds2mb/ds2mb/metabase"
 )
 
 // Status is one snapshot of a worker.
@@ -153,13 +153,34 @@ func Handler(get func() Status) http.Handler {
 	return mux
 }
 
-// WriteFile writes the status as JSON to path atomically.
+// WriteFile writes the status as JSON to path atomically: a reader sees the
+// old file or the new one, never a mix (a temporary file renamed into
+// place). It does not fsync: the status file describes a running process
+// and is rewritten on every change, so it need not survive a crash, and a
+// slow disk must not delay the next reload.
 func WriteFile(path string, st Status) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	return metabase.WriteFileAtomic(path, append(b, '\n'), 0o644)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // WriteMetrics writes the status in the Prometheus text exposition format.
