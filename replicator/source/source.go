@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"strings"
@@ -232,4 +231,3 @@ func describe(err error) string {
 	return err.Error()
 }
 
-var _ = fmt.Sprintf

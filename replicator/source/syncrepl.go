@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -260,4 +259,3 @@ func syncState(cs []ldap.Control) *ldap.ControlSyncState {
 	return nil
 }
 
-var _ = errors.New
