@@ -230,4 +230,3 @@ func describe(err error) string {
 	}
 	return err.Error()
 }
-

@@ -258,4 +258,3 @@ func syncState(cs []ldap.Control) *ldap.ControlSyncState {
 	}
 	return nil
 }
-
