@@ -13,6 +13,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,7 +34,8 @@ type Options struct {
 	MaxDelay time.Duration // but never delay a signal longer than this under a steady stream; 0 = DefaultMaxDelay
 	Poll     time.Duration // stat the file this often as a safety net; 0 = DefaultPoll, <0 = never
 	// OnError, when set, is told of watcher errors that Run survives
-	// (fsnotify queue overflow, a folder that cannot be watched yet).
+	// (fsnotify queue overflow, a folder that cannot be watched yet). A
+	// folder that stays unwatchable is reported once, not on every retry.
 	OnError func(error)
 }
 
@@ -67,17 +69,19 @@ func Run(ctx context.Context, path string, o Options, changed func()) error {
 	}
 	defer w.Close()
 	watching := false
+	lastAddErr := ""
 	addWatch := func() {
 		if watching {
 			return
 		}
 		if err := w.Add(dir); err != nil {
-			if o.OnError != nil {
-				o.OnError(err)
+			if o.OnError != nil && err.Error() != lastAddErr {
+				o.OnError(fmt.Errorf("watch %s: %w (checking every poll interval)", dir, err))
 			}
+			lastAddErr = err.Error()
 			return
 		}
-		watching = true
+		watching, lastAddErr = true, ""
 	}
 	addWatch()
 
