@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,3 +263,51 @@ func TestResync(t *testing.T) {
 	rn.waitEvent(replicator.EvLocalEditOverwritten, func(e replicator.Event) bool { return e.Old == "999" }, "local edit set back by the resync")
 	waitProp(t, mb, vs1, "MaxRecipients", "100")
 }
+
+// TestStalledConsumer: while the replicator is stuck (here its event
+// callback blocks), the source keeps draining the persistent search into
+// its queue, so other clients' writes are never held up; once unstuck it
+// catches up.
+func TestStalledConsumer(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{})
+	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
+	gate := make(chan struct{})
+	var stall atomicBool
+	rn := startOpts(t, srv, mb, "syncrepl", func(o *replicator.Options) {
+		rec := o.Events
+		o.Events = func(e replicator.Event) {
+			if stall.get() {
+				<-gate
+			}
+			rec(e)
+		}
+	})
+	waitProp(t, mb, vs1, "MaxRecipients", "100")
+	stall.set(true)
+	conn, err := srv.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	for i := 1; i <= 300; i++ {
+		m := ldap.NewModifyRequest(localdir.SampleVSDN("SERVER01", 1), nil)
+		m.Replace("msExchSmtpMaxRecipients", []string{strconv.Itoa(500 + i)})
+		if err := conn.Modify(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("300 modifications with the replicator stalled: %v", time.Since(start))
+	if prop(mb, vs1, "MaxRecipients") != "100" {
+		t.Fatalf("the stalled replicator saved")
+	}
+	stall.set(false)
+	close(gate)
+	waitProp(t, mb, vs1, "MaxRecipients", "800")
+	_ = rn
+}
+
+type atomicBool struct{ v atomic.Bool }
+
+func (b *atomicBool) get() bool  { return b.v.Load() }
+func (b *atomicBool) set(x bool) { b.v.Store(x) }
