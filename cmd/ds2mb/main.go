@@ -191,6 +191,9 @@ func logEvent(log *slog.Logger, e replicator.Event) {
 	case replicator.SevError:
 		level = slog.LevelError
 	}
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
 	attrs := []slog.Attr{slog.Int("event", int(e.ID))}
 	add := func(k, v string) {
 		if v != "" {
