@@ -179,6 +179,12 @@ func TestRefusedAtStart(t *testing.T) {
 	p1 := freePort(t)
 	w := startWorker(t, []byte("<configuration><MBProperty><IIsSmtpServer Location=\"/LM/SmtpSvc/x\""), nil)
 	w.waitStatus(t, "the refusal", func(st status.Status) bool { return st.Refused != nil })
+	// The file is tried again on every poll (200 ms here), but the same
+	// refusal of the same file is reported once.
+	time.Sleep(700 * time.Millisecond)
+	if n := w.Status().Reloads.Refused; n != 1 {
+		t.Fatalf("one bad file retried for 700 ms counted %d refusals; want 1", n)
+	}
 	if code, _ := httpGet(t, "http://"+w.StatusAddr()+"/healthz"); code != 503 {
 		t.Fatalf("/healthz with nothing running: %d; want 503", code)
 	}

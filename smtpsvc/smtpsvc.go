@@ -14,9 +14,10 @@
 // it stops accepting on old ones, and lets replaced generations finish
 // their sessions.
 //
-// A refusal because an address could not be bound (another process holds
-// the port) is retried on the watcher's poll interval, so the worker picks
-// the new configuration up once the port is free.
+// A refused file is tried again on the watcher's poll interval, since the
+// cause may lie outside it (another process holds a port, a certificate or
+// folder is not readable yet): the worker picks the configuration up once
+// the cause is gone. The same refusal of the same file is reported once.
 package smtpsvc
 
 import (
@@ -87,7 +88,8 @@ type Worker struct {
 
 	reloadMu  sync.Mutex // one reload at a time
 	lastHash  [32]byte
-	bindRetry atomic.Bool // the last refusal was a bind failure: retry on the poll interval
+	retry     atomic.Bool // the last file was refused: try it again on the poll interval
+	refusedAs string      // the last refusal's reason, to report a repeated one once
 
 	cfg     atomic.Pointer[config.Config] // running configuration
 	smu     sync.Mutex                    // guards the fields below
@@ -189,7 +191,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			case <-wctx.Done():
 				return
 			case <-t.C:
-				if w.bindRetry.Load() {
+				if w.retry.Load() {
 					w.reload(true)
 				}
 			}
@@ -247,11 +249,14 @@ func (w *Worker) reload(force bool) {
 		return
 	}
 	h := sha256.Sum256(data)
-	if h == w.lastHash && !(force && w.bindRetry.Load()) {
+	if h == w.lastHash && !(force && w.retry.Load()) {
 		return
 	}
+	if h != w.lastHash {
+		w.refusedAs = "" // a new file: report its refusal even if the reason is the same
+	}
 	w.lastHash = h
-	w.bindRetry.Store(false)
+	w.retry.Store(false)
 
 	tree, err := metabase.Parse(data)
 	if err != nil {
@@ -280,10 +285,6 @@ func (w *Worker) reload(force bool) {
 	}
 	res, err := w.sup.Apply(cfg.Version, specs)
 	if err != nil {
-		var be *supervisor.BindError
-		if errors.As(err, &be) {
-			w.bindRetry.Store(true)
-		}
 		w.refuse(cfg.Version, true, err, problemsOf(err))
 		return
 	}
@@ -324,6 +325,14 @@ func (w *Worker) env(instance int) *session.Env {
 }
 
 func (w *Worker) refuse(version uint64, known bool, err error, probs []status.Problem) {
+	// A refusal may have a cause outside the file (a port another process
+	// holds, a certificate or folder not readable yet): retry it on the
+	// poll interval, and report the same refusal of the same file once.
+	w.retry.Store(true)
+	if err.Error() == w.refusedAs {
+		return
+	}
+	w.refusedAs = err.Error()
 	r := &status.Refusal{Version: version, VersionKnown: known, At: time.Now(), Reason: err.Error(), Problems: probs}
 	w.smu.Lock()
 	w.refused = r
