@@ -87,6 +87,16 @@ func TestBadFilesMatrix(t *testing.T) {
 			location: "/LM/SmtpSvc/one",
 		},
 		{
+			name: "certificate that does not exist", version: 75, versionKnown: true,
+			data: func() []byte {
+				tr := tree(75, vsDef{n: 1, ports: []int{p1}, fqdn: "bad.example.com"})
+				tr.Node("/LM/SmtpSvc/1").Set("SslCertificateFile", "/nonexistent/cert.pem")
+				tr.Node("/LM/SmtpSvc/1").Set("SslKeyFile", "/nonexistent/key.pem")
+				return tr.Bytes()
+			},
+			location: "/LM/SmtpSvc/1", property: "SslCertificateFile",
+		},
+		{
 			name: "binding on a port another process holds", version: 8, versionKnown: true,
 			data: func() []byte {
 				return tree(8, vsDef{n: 1, ports: []int{p1}, fqdn: "bad.example.com"}, vsDef{n: 2, ports: []int{p2, takenPort}}).Bytes()

@@ -266,7 +266,7 @@ func (w *Worker) reload(force bool) {
 				v, known = n, true
 			}
 		}
-		w.refuse(v, known, err, nil)
+		w.refuse(v, known, fmt.Errorf("%s: %w", w.o.Metabase, err), nil)
 		return
 	}
 	cfg, err := config.Build(tree, config.Options{BaseDir: w.o.BaseDir, Hostname: w.o.Hostname})
