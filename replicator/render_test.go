@@ -257,3 +257,23 @@ func FuzzNeverInvalid(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRenderDN: odd DNs (renames, other shapes) never panic Render nor
+// produce an invalid metabase.
+func FuzzRenderDN(f *testing.F) {
+	for _, s := range []string{vs1DN, "cn=0," + smtp1, "cn=01," + smtp1, "cn=1048577," + smtp1, "cn=x,cn=1," + smtp1, "cn=SMTP,cn=Protocols", "", `cn=1\,2,` + smtp1} {
+		f.Add(s, uint8(0))
+	}
+	ids := []string{"u-vs1", "u-svc", "u-bind", "u-con", "u-def"}
+	f.Fuzz(func(t *testing.T, dn string, which uint8) {
+		m := baseMirror()
+		m[ids[int(which)%len(ids)]].DN = dn
+		out, _, _, err := Merge(metabase.New(), Render(m, "SERVER01"), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", dn, err)
+		}
+		if probs := out.Validate(); probs != nil {
+			t.Fatalf("%q: invalid: %v", dn, probs)
+		}
+	})
+}
