@@ -71,7 +71,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		messages, sessions             atomic.Int64
 		failedTx, refusedPresent       atomic.Int64
 		refusedGone, acceptedOnChanged atomic.Int64
-		resetGone                      atomic.Int64
+		resetGone, spanned             atomic.Int64
 		firstErr                       atomic.Value
 	)
 	fail := func(counter *atomic.Int64, err error) {
@@ -109,7 +109,12 @@ func TestReloadUnderLoad(t *testing.T) {
 					acceptedOnChanged.Add(1)
 				}
 				sessions.Add(1)
-				if err := run(conn, perSession, &messages); err != nil {
+				v0 := w.cfg.Load().Version
+				err = run(conn, perSession, &messages)
+				if w.cfg.Load().Version != v0 {
+					spanned.Add(1) // a reload happened during this session
+				}
+				if err != nil {
 					var greetErr greetingError
 					if errors.As(err, &greetErr) && !must {
 						// The kernel completed the handshake just as the
@@ -148,11 +153,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	wg.Wait()
 
 	st := w.Status()
-	t.Logf("%d rewrites in %v (mean %v from write to serving); %d sessions, %d messages accepted; "+
+	t.Logf("%d rewrites in %v (mean %v from write to serving); %d sessions (%d spanning a reload), %d messages accepted; "+
 		"%d failed transactions, %d refused connections on existing bindings; "+
 		"%d connections to a binding being removed refused and %d reset before the greeting (allowed), %d sessions on changing bindings; reloads applied %d, refused %d",
 		rewrites, elapsed.Round(time.Millisecond), (applyTotal / rewrites).Round(time.Microsecond),
-		sessions.Load(), messages.Load(), failedTx.Load(), refusedPresent.Load(),
+		sessions.Load(), spanned.Load(), messages.Load(), failedTx.Load(), refusedPresent.Load(),
 		refusedGone.Load(), resetGone.Load(), acceptedOnChanged.Load(), st.Reloads.Applied, st.Reloads.Refused)
 	if err := firstErr.Load(); err != nil {
 		t.Errorf("first failure: %v", err)
@@ -163,8 +168,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	if st.Reloads.Applied < rewrites || st.Reloads.Refused != 0 {
 		t.Fatalf("reloads applied %d, refused %d; want %d applied", st.Reloads.Applied, st.Reloads.Refused, rewrites)
 	}
-	if messages.Load() == 0 || acceptedOnChanged.Load() == 0 {
-		t.Fatalf("the load did not run: %d messages, %d sessions on changing bindings", messages.Load(), acceptedOnChanged.Load())
+	if messages.Load() == 0 || acceptedOnChanged.Load() == 0 || spanned.Load() == 0 {
+		t.Fatalf("the load did not run: %d messages, %d sessions on changing bindings, %d sessions spanning a reload",
+			messages.Load(), acceptedOnChanged.Load(), spanned.Load())
 	}
 	var accepted uint64
 	for _, s := range st.Servers {
