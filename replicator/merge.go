@@ -12,7 +12,8 @@ import (
 
 // Merge applies a rendered subtree to a copy of the current metabase with
 // ownership, and returns the new tree, what the replicator now owns, and the
-// events to report. prev is what it owned after its last save.
+// events to report. prev is what it owned after its last save. d is
+// consumed: its property maps become part of what is returned.
 //
 //   - Desired properties are set; a value that differs from what the
 //     replicator last wrote there (a local edit) is overwritten with
@@ -110,7 +111,8 @@ func Merge(cur *metabase.Tree, d *Rendered, prev map[string]*OwnedNode) (*metaba
 				}
 			}
 		}
-		owned[k] = &OwnedNode{Class: dn.Class, Created: created, Origin: dn.Origin, Props: maps.Clone(dn.Props)}
+		// The rendered map is the caller's to discard: share it.
+		owned[k] = &OwnedNode{Class: dn.Class, Created: created, Origin: dn.Origin, Props: dn.Props}
 	}
 	for _, k := range slices.Sorted(maps.Keys(prev)) {
 		if _, ok := desired[k]; ok {

@@ -388,11 +388,13 @@ func (r *Replicator) current() (*metabase.Tree, fileSig, error) {
 // file, so that a local edit is never lost to a race.
 func (r *Replicator) save() error {
 	r.renders.Add(1)
-	rend := Render(r.mirror, r.o.Server)
-	r.report(rend)
 	var out *metabase.Tree
 	var owned map[string]*OwnedNode
 	for attempt := 0; ; attempt++ {
+		rend := Render(r.mirror, r.o.Server) // Merge consumes it
+		if attempt == 0 {
+			r.report(rend)
+		}
 		cur, sig, err := r.current()
 		if err != nil {
 			r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "cannot read the current metabase; not saving", Reason: err.Error()})
