@@ -148,3 +148,25 @@ func TestCookieRefused(t *testing.T) {
 	equalOwned(t, mb, fresh(t, srv))
 	valid(t, mb)
 }
+
+// TestResumePoll: polling resumes from its saved contextCSN mark and finds
+// the changes made while it was stopped, deletes included (listing pass).
+func TestResumePoll(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{})
+	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
+	rn := start(t, srv, mb, "poll")
+	waitProp(t, mb, vs1, "ServerBindings", "127.0.0.1:2525:")
+	rn.stop()
+	st, err := replicator.LoadState(replicator.StatePath(mb))
+	if err != nil || st == nil || !strings.HasPrefix(string(st.Cookie), "csn=") {
+		t.Fatalf("no saved mark: %v %+v", err, st)
+	}
+	offlineChanges(t, srv)
+	rn2 := start(t, srv, mb, "poll")
+	checkOffline(t, mb)
+	if !rn2.has(replicator.EvResume, nil) || rn2.has(replicator.EvFullBegin, nil) {
+		t.Errorf("poll did not resume from its mark")
+	}
+	rn2.stop()
+	equalOwned(t, mb, fresh(t, srv))
+}
