@@ -131,3 +131,19 @@ func objectKinds(t *testing.T, mode string) {
 		t.Errorf("no object-replicated or saved events")
 	}
 }
+
+// TestRename: a virtual server renamed (modrdn cn=3 → cn=4) moves from
+// /LM/SmtpSvc/3 to /LM/SmtpSvc/4, with its policy domains.
+func TestRename(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{})
+	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
+	start(t, srv, mb, "syncrepl")
+	ldif(t, srv, vsLDIF(3, "127.0.0.1:2527:"))
+	waitProp(t, mb, vs3, "ServerBindings", "127.0.0.1:2527:")
+	ldif(t, srv, "dn: "+localdir.SampleVSDN("SERVER01", 3)+"\nchangetype: modrdn\nnewrdn: cn=4\ndeleteoldrdn: 1")
+	waitProp(t, mb, schema.ServerLocation(4), "ServerBindings", "127.0.0.1:2527:")
+	waitNoNode(t, mb, vs3)
+	waitNoNode(t, mb, schema.DomainLocation(3, "example.com"))
+	waitProp(t, mb, schema.DomainLocation(4, "example.com"), "RouteAction", "16")
+	valid(t, mb)
+}
