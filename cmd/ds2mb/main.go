@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -85,6 +86,9 @@ func run(args []string, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl or poll\n", *mode)
 		return 2
+	}
+	if err := os.MkdirAll(filepath.Dir(*mbPath), 0o755); err != nil {
+		return fail("--metabase: %v", err)
 	}
 	password, err := readPassword(*pwFile)
 	if err != nil {

@@ -92,7 +92,7 @@ func TestPasswordFileAndFlags(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
 	os.WriteFile(pw, []byte(srv.Password+"\n"), 0o600)
-	mb := filepath.Join(dir, "MetaBase.xml")
+	mb := filepath.Join(dir, "new", "folder", "MetaBase.xml") // created
 	var log bytes.Buffer
 	if code := run(args(srv, mb, "--once", "--bind-password-file", pw), &log); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, log.String())
