@@ -3,6 +3,7 @@ package replicator_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -311,3 +312,24 @@ type atomicBool struct{ v atomic.Bool }
 
 func (b *atomicBool) get() bool  { return b.v.Load() }
 func (b *atomicBool) set(x bool) { b.v.Store(x) }
+
+// TestOnceSaveFails: a one-shot run whose metabase cannot be written
+// returns the error (and reports it) instead of succeeding.
+func TestOnceSaveFails(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{})
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var failed bool
+	r, err := replicator.New(replicator.Options{Metabase: filepath.Join(notDir, "MetaBase.xml"), Server: "SERVER01", Source: newSource(srv, "syncrepl", true),
+		Events: func(e replicator.Event) { failed = failed || e.ID == replicator.EvSaveFailed }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := r.Run(ctx); err == nil || !failed {
+		t.Fatalf("Run = %v, save-failed event %v", err, failed)
+	}
+}

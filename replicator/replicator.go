@@ -201,8 +201,9 @@ func (q *queue) take() []Change {
 	return items
 }
 
-// Run replicates until ctx is cancelled (it returns nil), the source
-// finishes (after a final save), or the source fails.
+// Run replicates until ctx is cancelled, the source finishes (a one-shot
+// source), or the source fails. It saves a last time before returning, and
+// returns nil unless the source failed or that last save did.
 func (r *Replicator) Run(ctx context.Context) error {
 	r.loadState()
 	mode := "full replication"
@@ -238,15 +239,16 @@ func (r *Replicator) Run(ctx context.Context) error {
 		}
 		timer.Reset(time.Until(at))
 	}
-	flush := func() {
+	flush := func() error {
 		if !dirty || r.inRefresh {
-			return
+			return nil
 		}
 		if err := r.save(); err != nil {
 			timer.Reset(r.o.Retry)
-			return
+			return err
 		}
 		dirty, dirtySince = false, time.Time{}
+		return nil
 	}
 	apply := func() {
 		for _, c := range q.take() {
@@ -276,17 +278,19 @@ func (r *Replicator) Run(ctx context.Context) error {
 			flush()
 		case err := <-srcDone:
 			apply()
-			flush()
+			ferr := flush()
 			if ctx.Err() != nil {
-				return nil
+				return ferr
+			}
+			if err == nil {
+				err = ferr
 			}
 			return err
 		case <-ctx.Done():
 			cancel()
 			<-srcDone
 			apply()
-			flush()
-			return nil
+			return flush()
 		}
 	}
 }
