@@ -190,6 +190,7 @@ func TestSlapdKilledWhileRunning(t *testing.T) {
 			waitProp(t, mb, vs1, "MaxRecipients", "88")
 			waitProp(t, mb, vs3, "ServerBindings", "127.0.0.1:2527:")
 			rn.waitEvent(replicator.EvConnectionRestored, nil, "connection restored")
+			t.Logf("cookie reset after the crash: %v", rn.has(replicator.EvCookieReset, nil))
 			valid(t, mb)
 		})
 	}

@@ -348,8 +348,10 @@ func (r *Replicator) applyChange(c Change) bool {
 		r.emit(Event{ID: EvCookieReset, Severity: SevWarning, Message: "the directory refused the resume cookie; full replication", Reason: c.Reason})
 	}
 	if len(c.Cookie) > 0 {
+		// A cookie alone (a write elsewhere in the directory) is saved
+		// with the next real change: resuming from an older cookie only
+		// re-reads more.
 		r.cookie = append([]byte(nil), c.Cookie...)
-		due = true
 	}
 	r.objects.Store(int64(len(r.mirror)))
 	return due
