@@ -20,8 +20,9 @@ import (
 	"github.com/ds2mb/ds2mb/schema"
 )
 
-// TestBurstCoalesced: 1,000 modifications in a row end in a file equal to
-// the directory, written in far fewer than 1,000 saves.
+// TestBurstCoalesced: 1,000 modifications in a row (four clients, 250
+// each, on four attributes) end in a file equal to the directory, written in
+// far fewer than 1,000 saves.
 func TestBurstCoalesced(t *testing.T) {
 	srv := localdir.StartT(t, localdir.Options{})
 	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
@@ -29,20 +30,42 @@ func TestBurstCoalesced(t *testing.T) {
 	waitProp(t, mb, vs1, "ServerBindings", "127.0.0.1:2525:")
 	before := rn.r.Stats().Saves
 
-	conn, err := srv.Dial()
-	if err != nil {
-		t.Fatal(err)
+	const n, clients = 1000, 4
+	attrs := []struct{ attr, prop string }{
+		{"msExchSmtpMaxRecipients", "MaxRecipients"}, {"msExchSmtpMaxMessageSize", "MaxMessageSize"},
+		{"msExchSmtpMaxSessionSize", "MaxSessionSize"}, {"msExchIncomingConnectionTimeout", "ConnectionTimeout"},
 	}
-	defer conn.Close()
-	const n = 1000
-	for i := 1; i <= n; i++ {
-		m := ldap.NewModifyRequest(localdir.SampleVSDN("SERVER01", 1), nil)
-		m.Replace("msExchSmtpMaxRecipients", []string{strconv.Itoa(1000 + i)})
-		if err := conn.Modify(m); err != nil {
+	errs := make(chan error, clients)
+	for c := 0; c < clients; c++ {
+		go func(c int) {
+			conn, err := srv.Dial()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			for i := 1; i <= n/clients; i++ {
+				m := ldap.NewModifyRequest(localdir.SampleVSDN("SERVER01", 1), nil)
+				m.Replace(attrs[c].attr, []string{strconv.Itoa(1000 + i)})
+				if err := conn.Modify(m); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(c)
+	}
+	for c := 0; c < clients; c++ {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitProp(t, mb, vs1, "MaxRecipients", strconv.Itoa(1000+n))
+	for _, a := range attrs {
+		if p, ok := schema.ForAttribute(a.attr); !ok || p.Name != a.prop {
+			t.Fatalf("%s does not map to %s", a.attr, a.prop)
+		}
+		waitProp(t, mb, vs1, a.prop, strconv.Itoa(1000+n/clients))
+	}
 	rn.stop()
 	saves := rn.r.Stats().Saves - before
 	t.Logf("%d modifications written in %d saves", n, saves)
