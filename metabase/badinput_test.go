@@ -169,3 +169,17 @@ func TestBindingsThatDoNotCollide(t *testing.T) {
 		t.Fatalf("distinct addresses or ports reported as a clash: %v", probs)
 	}
 }
+
+// TestValidateRefusesTextXMLCannotHold checks that a value MetaBase.xml
+// cannot carry (invalid UTF-8, a forbidden control character) is refused by
+// name, so no writer (ds2mb, mbctl) can produce an unparsable file.
+func TestValidateRefusesTextXMLCannotHold(t *testing.T) {
+	for name, text := range map[string]string{"invalid UTF-8": "mail\xffexample", "control character": "mail\x01example"} {
+		tr := New()
+		tr.Ensure("/LM/SmtpSvc/1", ClassServer).Set("FullyQualifiedDomainName", text)
+		probs := tr.Validate()
+		if len(probs) != 1 || probs[0].Location != "/LM/SmtpSvc/1" || probs[0].Property != "FullyQualifiedDomainName" {
+			t.Errorf("%s: Validate() = %v, want one problem naming /LM/SmtpSvc/1 FullyQualifiedDomainName", name, probs)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package metabase
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ds2mb/ds2mb/schema"
 )
@@ -66,6 +67,10 @@ func (t *Tree) Validate() ValidationError {
 			add(n.Location, "", "element <%s> should be <%s> for a %s node", n.Class, want, place.Kind)
 		}
 		for _, prop := range n.Props() {
+			if err := xmlSafe(prop.Text); err != nil {
+				add(n.Location, prop.Name, "%v", err)
+				continue
+			}
 			sp, known := schema.Lookup(prop.Name)
 			if !known {
 				if prop.Custom {
@@ -128,4 +133,18 @@ func (c listenClaims) claim(b schema.Binding, loc string) (listenUse, bool) {
 	}
 	c[b.Port] = append(c[b.Port], listenUse{binding: b, loc: loc})
 	return listenUse{}, false
+}
+
+// xmlSafe checks that text can be written into MetaBase.xml and read back:
+// valid UTF-8 without the control characters XML 1.0 forbids.
+func xmlSafe(text string) error {
+	if !utf8.ValidString(text) {
+		return fmt.Errorf("value is not valid UTF-8")
+	}
+	for i, r := range text {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return fmt.Errorf("value holds control character U+%04X at byte %d, which XML cannot carry", r, i)
+		}
+	}
+	return nil
 }
