@@ -35,14 +35,18 @@ func crashTree(seq uint64) *Tree {
 	return t
 }
 
-// TestHelperSaver is not a test: TestCrashDuringSave runs the test binary
-// again with only this function and crashEnv set, and kills it while it
-// saves one version after another.
-func TestHelperSaver(t *testing.T) {
-	path := os.Getenv(crashEnv)
-	if path == "" {
-		t.Skip("helper process of TestCrashDuringSave; runs only as its child")
+// TestMain turns the test binary into the saver process of
+// TestCrashDuringSave when crashEnv is set; otherwise it runs the tests.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashEnv); path != "" {
+		runSaver(path)
 	}
+	os.Exit(m.Run())
+}
+
+// runSaver saves one version after another until it is killed; it is the
+// child process TestCrashDuringSave kills at random moments.
+func runSaver(path string) {
 	s := Open(path)
 	s.Keep = 5
 	cur, err := s.Load()
@@ -95,7 +99,7 @@ func TestCrashDuringSave(t *testing.T) {
 	var last uint64
 	done, advanced := 0, 0
 	for done < kills && time.Since(start) < budget {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSaver$", "-test.count=1")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), crashEnv+"="+path)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
