@@ -1,6 +1,7 @@
 package metabase
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -272,6 +273,16 @@ func (s *Store) Restore(v uint64) (*Tree, error) {
 // the new one, never a mix, even if the process dies mid-write: a temporary
 // file in the same folder, fsync, rename over path, fsync of the folder.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return WriteAtomic(path, perm, func(w *bufio.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic is WriteFileAtomic for a body streamed into a buffered writer
+// (a large file need not be built in memory first). If body fails, path is
+// left as it was.
+func WriteAtomic(path string, perm os.FileMode, body func(*bufio.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -285,7 +296,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	w := bufio.NewWriterSize(f, 64<<10)
+	if err := body(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
 		return err
 	}
 	if err := f.Chmod(perm); err != nil {

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ds2mb/ds2mb/metabase"
 )
 
 // StateVersion is the format number of the state file.
@@ -150,7 +151,7 @@ func SaveState(path string, s *State) error {
 // so that no buffer of the whole state is held.
 func saveState(path string, s *State, m Mirror) error {
 	s.Version = StateVersion
-	return writeAtomic(path, 0o600, func(w *bufio.Writer) error {
+	return metabase.WriteAtomic(path, 0o600, func(w *bufio.Writer) error {
 		hb, err := json.Marshal(stateHead{Version: s.Version, Server: s.Server, Base: s.Base, Source: s.Source, Cookie: s.Cookie, Metabase: s.Metabase})
 		if err != nil {
 			return err
@@ -205,48 +206,4 @@ func saveState(path string, s *State, m Mirror) error {
 		_, err = w.WriteString("}}\n")
 		return err
 	})
-}
-
-// writeAtomic is metabase.WriteFileAtomic for a streamed body: a temporary
-// file in the same folder, fsync, rename over path, fsync of the folder.
-func writeAtomic(path string, perm os.FileMode, body func(*bufio.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 64<<10)
-	if err := body(w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
