@@ -2,6 +2,7 @@ package replicator
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -84,25 +85,31 @@ type Event struct {
 	Count     int
 }
 
+// Field is one named detail of an event.
+type Field struct{ Key, Value string }
+
+// Fields lists the event's non-empty details in a fixed order: dn,
+// attribute, value, location, property, old, new, reason, count.
+func (e Event) Fields() []Field {
+	var out []Field
+	for _, f := range []Field{{"dn", e.DN}, {"attribute", e.Attribute}, {"value", e.Value}, {"location", e.Location},
+		{"property", e.Property}, {"old", e.Old}, {"new", e.New}, {"reason", e.Reason}} {
+		if f.Value != "" {
+			out = append(out, f)
+		}
+	}
+	if e.Count != 0 {
+		out = append(out, Field{"count", strconv.Itoa(e.Count)})
+	}
+	return out
+}
+
 // String formats the event on one line.
 func (e Event) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s", e.ID, e.Message)
-	add := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(&b, " %s=%q", k, v)
-		}
-	}
-	add("dn", e.DN)
-	add("attribute", e.Attribute)
-	add("value", e.Value)
-	add("location", e.Location)
-	add("property", e.Property)
-	add("old", e.Old)
-	add("new", e.New)
-	add("reason", e.Reason)
-	if e.Count != 0 {
-		fmt.Fprintf(&b, " count=%d", e.Count)
+	for _, f := range e.Fields() {
+		fmt.Fprintf(&b, " %s=%q", f.Key, f.Value)
 	}
 	return b.String()
 }

@@ -199,21 +199,8 @@ func logEvent(log *slog.Logger, e replicator.Event) {
 		return
 	}
 	attrs := []slog.Attr{slog.Int("event", int(e.ID))}
-	add := func(k, v string) {
-		if v != "" {
-			attrs = append(attrs, slog.String(k, v))
-		}
-	}
-	add("dn", e.DN)
-	add("attribute", e.Attribute)
-	add("value", e.Value)
-	add("location", e.Location)
-	add("property", e.Property)
-	add("old", e.Old)
-	add("new", e.New)
-	add("reason", e.Reason)
-	if e.Count != 0 {
-		attrs = append(attrs, slog.Int("count", e.Count))
+	for _, f := range e.Fields() {
+		attrs = append(attrs, slog.String(f.Key, f.Value))
 	}
 	log.LogAttrs(context.Background(), level, e.Message, attrs...)
 }
