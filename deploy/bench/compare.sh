@@ -28,6 +28,8 @@ SIZE=${SIZE:-4096}
 IDLE=${IDLE:-10000}
 LATENCY_COUNT=${LATENCY_COUNT:-2000}
 WORK=${WORK:-$(mktemp -d /tmp/ds2mb-bench.XXXXXX)}
+# Postfix daemons run as the postfix user and must reach their folders inside.
+chmod 755 "$WORK"
 PORT_OURS=${PORT_OURS:-2725}
 PORT_POSTFIX=${PORT_POSTFIX:-2825}
 STATUS_PORT=${STATUS_PORT:-8726}
