@@ -85,6 +85,10 @@ type Options struct {
 	Checkpoint string   // syncprov-checkpoint "<ops> <minutes>"; "" = "100 10"
 	NoSample   bool     // load only the suffix entry, not the sample organisation
 	ExtraLDIF  []string // more LDIF, loaded after the sample (adds with slapadd, other changes over LDAP)
+	// TLS also serves TLS: StartTLS on URL and ldaps:// on LDAPSURL (a
+	// second free loopback port), with a server certificate for
+	// 127.0.0.1/localhost signed by a throwaway CA written to CAFile.
+	TLS bool
 }
 
 // Server is a running (or stopped) local slapd.
@@ -96,6 +100,13 @@ type Server struct {
 	ConfigDN string // SampleConfigDN
 	Dir      string // instance folder: slapd.conf, exchange.schema, data/
 	Port     int
+
+	// With Options.TLS (else empty):
+	LDAPSURL string // ldaps://127.0.0.1:<TLSPort>/
+	TLSPort  int    // the ldaps:// port
+	CAFile   string // PEM certificate of the CA that signed the server's; see TLSConfig
+
+	certFile, keyFile string // the server's certificate and key (PEM), with TLS
 
 	slapd   string
 	tempDir bool // Dir was created by Start; Close removes it
@@ -153,6 +164,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 		return nil, err
 	}
+	if o.TLS {
+		if err := s.prepareTLS(); err != nil {
+			return fail(err)
+		}
+	}
 	late, err := s.prepare(o)
 	if err != nil {
 		return fail(err)
@@ -165,14 +181,24 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			}
 		}
 		s.URL = fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port)
+		if o.TLS {
+			for s.TLSPort == 0 || s.TLSPort == s.Port {
+				if s.TLSPort, err = pickPort(); err != nil {
+					return fail(err)
+				}
+			}
+			s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d/", s.TLSPort)
+		}
 		err = s.start(ctx)
 		if err == nil {
 			break
 		}
-		// A free port may be taken between picking and binding it: try another.
-		if !freePort || attempt == 4 || ctx.Err() != nil {
+		// A free port may be taken between picking and binding it: try
+		// another (the ldaps:// port is always a free one).
+		if !(freePort || o.TLS) || attempt == 4 || ctx.Err() != nil {
 			return fail(err)
 		}
+		s.TLSPort = 0
 	}
 	if len(late) > 0 {
 		if err := s.apply(late); err != nil {
@@ -315,6 +341,11 @@ func (s *Server) slapdConf(checkpoint string) string {
 	w("include     %q", filepath.Join(s.Dir, "exchange.schema"))
 	w("pidfile     %q", s.pidPath())
 	w("argsfile    %q", filepath.Join(s.Dir, "slapd.args"))
+	if s.CAFile != "" {
+		w("TLSCACertificateFile  %q", s.CAFile)
+		w("TLSCertificateFile    %q", s.certFile)
+		w("TLSCertificateKeyFile %q", s.keyFile)
+	}
 	// Debian builds back_mdb and the overlays as modules; other builds may
 	// have them compiled in.
 	if st, err := os.Stat("/usr/lib/ldap"); err == nil && st.IsDir() {
@@ -346,7 +377,7 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("localdir: slapd already running (pid %d)", s.cmd.Process.Pid)
 	}
 	os.Remove(s.pidPath()) // a stale one, from a killed slapd
-	cmd := exec.Command(s.slapd, "-f", s.confPath(), "-h", s.URL, "-d", "0", "-s", "0")
+	cmd := exec.Command(s.slapd, "-f", s.confPath(), "-h", s.listeners(), "-d", "0", "-s", "0")
 	s.stderr = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	cmd.SysProcAttr = sysProcAttr()
@@ -397,7 +428,7 @@ func (s *Server) start(ctx context.Context) error {
 func (s *Server) diagnose() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	out, _ := exec.CommandContext(ctx, s.slapd, "-f", s.confPath(), "-h", s.URL, "-d", "256", "-s", "0").CombinedOutput()
+	out, _ := exec.CommandContext(ctx, s.slapd, "-f", s.confPath(), "-h", s.listeners(), "-d", "256", "-s", "0").CombinedOutput()
 	var lines []string
 	for _, l := range strings.Split(string(out), "\n") {
 		// Drop the "<time> <thread>" prefix and the banner.
@@ -410,6 +441,14 @@ func (s *Server) diagnose() string {
 		return strings.TrimSpace(s.stderr.String())
 	}
 	return strings.Join(lines, "; ")
+}
+
+// listeners is slapd's -h argument: URL, and LDAPSURL with TLS.
+func (s *Server) listeners() string {
+	if s.LDAPSURL != "" {
+		return s.URL + " " + s.LDAPSURL
+	}
+	return s.URL
 }
 
 func (s *Server) dial(timeout time.Duration) (*ldap.Conn, error) {
