@@ -11,7 +11,11 @@
 // The password comes from --bind-password-file or the DS2MB_BIND_PASSWORD
 // environment variable, never from the command line. With --once it
 // replicates and exits; otherwise it follows the directory until SIGINT or
-// SIGTERM. Events are logged with log/slog (see replicator/events.go).
+// SIGTERM. TLS: an ldaps:// URL, or an ldap:// URL with --starttls, verifies
+// the directory's certificate against --ca-file (PEM) or, without it, the
+// system roots; the host name of the URL must be in the certificate.
+// --starttls with ldaps://, and --ca-file with neither, are usage errors.
+// Events are logged with log/slog (see replicator/events.go).
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -87,6 +92,10 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl or poll\n", *mode)
 		return 2
 	}
+	if msg := checkTLSFlags(*ldapURL, *startTLS, *caFile); msg != "" {
+		fmt.Fprintln(stderr, "ds2mb: "+msg)
+		return 2
+	}
 	if err := os.MkdirAll(filepath.Dir(*mbPath), 0o755); err != nil {
 		return fail("--metabase: %v", err)
 	}
@@ -147,6 +156,23 @@ func run(args []string, stderr io.Writer) int {
 	st := r.Stats()
 	log.Info("exiting", "saves", st.Saves, "objects", st.Objects)
 	return 0
+}
+
+// checkTLSFlags refuses TLS flags that cannot mean what they say: StartTLS
+// on an ldaps:// connection (already encrypted), and a CA file for a plain
+// ldap:// connection without --starttls, which would bind in clear text.
+func checkTLSFlags(rawURL string, startTLS bool, caFile string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "" // the dial reports it (go-ldap also takes ldapi:// URLs net/url refuses)
+	}
+	switch {
+	case u.Scheme == "ldaps" && startTLS:
+		return "--starttls: an ldaps:// connection is already encrypted; give an ldap:// URL or drop --starttls"
+	case u.Scheme == "ldap" && !startTLS && caFile != "":
+		return "--ca-file is used only with ldaps:// or --starttls; without them the connection would not be encrypted"
+	}
+	return ""
 }
 
 // detect asks the root DSE for syncrepl, retrying while the directory is
