@@ -180,7 +180,7 @@ func checkTLSFlags(rawURL string, startTLS bool, caFile string) string {
 func detect(ctx context.Context, cfg *source.Config, log *slog.Logger) (bool, error) {
 	delay := 100 * time.Millisecond
 	for {
-		ok, err := source.SupportsSyncrepl(cfg)
+		ok, err := source.SupportsSyncreplContext(ctx, cfg)
 		if err == nil {
 			return ok, nil
 		}

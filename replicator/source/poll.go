@@ -57,7 +57,7 @@ func (p *Poll) Run(ctx context.Context, cookie []byte, emit func(replicator.Chan
 	polls := 0
 	for {
 		if conn == nil {
-			c, err := p.Dial()
+			c, err := p.DialContext(ctx)
 			if err != nil {
 				if p.Once {
 					return err

@@ -15,7 +15,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -50,6 +52,7 @@ type Config struct {
 	Once     bool        // one complete refresh, then Run returns nil
 
 	MinBackoff, MaxBackoff time.Duration // redial backoff; 0 = 100 ms, 5 s
+	DialTimeout            time.Duration // bounds connect, TLS, StartTLS and bind; 0 = 30 s
 }
 
 func (c *Config) filter() string {
@@ -93,19 +96,56 @@ func (c *Config) wrap(what string, err error) error {
 	return &sourceError{msg: c.scrub(what + ": " + err.Error()), err: err}
 }
 
-// Dial connects (TLS for ldaps://, StartTLS when asked) and binds.
-func (c *Config) Dial() (*ldap.Conn, error) {
+// Dial connects (TLS for ldaps://, StartTLS when asked) and binds; see
+// DialContext.
+func (c *Config) Dial() (*ldap.Conn, error) { return c.DialContext(context.Background()) }
+
+// defaultDialTimeout bounds a dial when Config.DialTimeout is 0.
+const defaultDialTimeout = 30 * time.Second
+
+// DialContext connects (TLS for ldaps://, StartTLS when asked) and binds.
+// The TLS server name is the URL's host unless Config.TLS names one. The
+// whole of it (TCP connect, TLS handshake, StartTLS, bind) is bounded by
+// DialTimeout and ends when ctx does: a directory that accepts the
+// connection and then says nothing (a hung or stopped slapd) cannot hold
+// the source, or a shutdown, forever. The connection it returns has no
+// deadline left (a persistent search may be silent for hours).
+func (c *Config) DialContext(ctx context.Context) (conn *ldap.Conn, err error) {
 	tc := c.TLS
 	if tc == nil {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	if u, err := url.Parse(c.URL); err == nil && tc.ServerName == "" {
+	u, perr := url.Parse(c.URL)
+	if perr != nil {
+		u = nil
+	}
+	if u != nil && tc.ServerName == "" {
 		tc = tc.Clone()
 		tc.ServerName = u.Hostname()
 	}
-	conn, err := ldap.DialURL(c.URL, ldap.DialWithTLSConfig(tc))
+	timeout := c.DialTimeout
+	if timeout <= 0 {
+		timeout = defaultDialTimeout
+	}
+	conn, raw, err := c.connect(ctx, u, tc, timeout)
 	if err != nil {
 		return nil, c.wrap("dial "+c.redactedURL(), err)
+	}
+	if raw != nil {
+		// go-ldap gives its StartTLS handshake and its requests no deadline
+		// of their own: bound them on the raw connection, and cut them when
+		// ctx ends.
+		raw.SetDeadline(time.Now().Add(timeout))
+		stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() && conn != nil {
+				// ctx ended: the deadline may be in the past now.
+				conn.Close()
+				conn, err = nil, c.wrap("dial "+c.redactedURL(), ctx.Err())
+			} else if conn != nil {
+				raw.SetDeadline(time.Time{})
+			}
+		}()
 	}
 	if c.StartTLS {
 		if err := conn.StartTLS(tc); err != nil {
@@ -122,10 +162,54 @@ func (c *Config) Dial() (*ldap.Conn, error) {
 	return conn, nil
 }
 
+// connect opens the connection: for ldap:// and ldaps:// on a TCP
+// connection of its own (returned as raw, to bound what follows), with the
+// TLS handshake of ldaps:// bounded by timeout and ctx; for other schemes
+// (ldapi://, cldap://) through go-ldap, with raw nil.
+func (c *Config) connect(ctx context.Context, u *url.URL, tc *tls.Config, timeout time.Duration) (*ldap.Conn, net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	if u == nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") {
+		conn, err := ldap.DialURL(c.URL, ldap.DialWithTLSDialer(tc, d))
+		return conn, nil, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = ldap.DefaultLdapPort
+		if u.Scheme == "ldaps" {
+			port = ldap.DefaultLdapsPort
+		}
+	}
+	raw, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return nil, nil, ldap.NewError(ldap.ErrorNetwork, err)
+	}
+	var nc net.Conn = raw
+	if u.Scheme == "ldaps" {
+		hs, cancel := context.WithTimeout(ctx, timeout)
+		t := tls.Client(raw, tc)
+		err := t.HandshakeContext(hs)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, nil, ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("TLS handshake: %w", err))
+		}
+		nc = t
+	}
+	conn := ldap.NewConn(nc, u.Scheme == "ldaps")
+	conn.Start()
+	return conn, raw, nil
+}
+
 // SupportsSyncrepl reads the root DSE and reports whether it lists the
 // Sync Request control.
 func SupportsSyncrepl(c *Config) (bool, error) {
-	conn, err := c.Dial()
+	return SupportsSyncreplContext(context.Background(), c)
+}
+
+// SupportsSyncreplContext is SupportsSyncrepl with a dial that ends with
+// ctx (see Config.DialContext).
+func SupportsSyncreplContext(ctx context.Context, c *Config) (bool, error) {
+	conn, err := c.DialContext(ctx)
 	if err != nil {
 		return false, err
 	}

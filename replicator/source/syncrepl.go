@@ -57,7 +57,7 @@ func (s *Syncrepl) Run(ctx context.Context, cookie []byte, emit func(replicator.
 // session runs one connection: dial, bind, one Syncrepl search. done is
 // true when a Once refresh completed.
 func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replicator.Change), lost *bool, b *backoff) (done bool, err error) {
-	conn, err := s.Dial()
+	conn, err := s.DialContext(ctx)
 	if err != nil {
 		return false, err
 	}

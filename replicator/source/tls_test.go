@@ -5,7 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,5 +90,71 @@ func TestTLS(t *testing.T) {
 				t.Errorf("a Once syncrepl run over an untrusted connection succeeded")
 			}
 		})
+	}
+}
+
+// TestDialHungDirectory: a directory that accepts connections and then says
+// nothing (slapd stopped with SIGSTOP: the kernel still completes the TCP
+// handshake) holds a dial no longer than Config.DialTimeout, whether it
+// hangs in the ldaps:// handshake, in StartTLS or in the bind; and a source
+// dialling it stops at once when its context ends.
+func TestDialHungDirectory(t *testing.T) {
+	srv := localdir.StartT(t, localdir.Options{TLS: true, NoSample: true})
+	trust, err := srv.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(srv.Dir, "slapd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) }) // before StartT's Stop
+
+	base := source.Config{BindDN: srv.BindDN, Password: srv.Password, BaseDN: source.SearchBase(srv.ConfigDN), TLS: trust,
+		DialTimeout: 300 * time.Millisecond}
+	ldaps, startTLS, plain := base, base, base
+	ldaps.URL = srv.LDAPSURL
+	startTLS.URL, startTLS.StartTLS = srv.URL, true
+	plain.URL, plain.TLS = srv.URL, nil
+	for name, cfg := range map[string]source.Config{"ldaps": ldaps, "starttls": startTLS, "plain-bind": plain} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			conn, err := cfg.Dial()
+			took := time.Since(start)
+			if err == nil {
+				conn.Close()
+				t.Fatal("dial to a stopped slapd succeeded")
+			}
+			t.Logf("%s: %v after %v", name, err, took)
+			if took > 10*time.Second {
+				t.Errorf("dial took %v; DialTimeout is %v", took, cfg.DialTimeout)
+			}
+			if strings.Contains(err.Error(), srv.Password) {
+				t.Errorf("error holds the password")
+			}
+		})
+	}
+
+	// No DialTimeout (30 s): cancelling the context ends the dial and Run.
+	startTLS.DialTimeout = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- source.NewSyncrepl(startTLS).Run(ctx, nil, func(replicator.Change) {}) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not end when its context did, while dialling a stopped slapd")
 	}
 }
