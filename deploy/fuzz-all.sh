@@ -2,7 +2,9 @@
 # fuzz-all.sh [FUZZTIME]: run every native Go fuzz target of the repository
 # (every "func FuzzXxx(f *testing.F)" in a _test.go file, found afresh each run)
 # for FUZZTIME each (default 3s; env FUZZTIME or the first argument).
-# `make test` runs it briefly; `make fuzz FUZZTIME=5m` runs it for longer.
+# `make fuzz` runs it (FUZZTIME=5m for longer); `make test` runs only the seed
+# corpora, deterministically. A failing input lands in testdata/fuzz/: commit
+# it with the fix, and every later `make test` replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${1:-${FUZZTIME:-3s}}"

@@ -88,12 +88,18 @@ func isFastNameByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
 }
 
+func isNameStartByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
+}
+
 func (p *fastParser) name() (string, bool) {
 	start := p.i
 	for p.i < len(p.b) && isFastNameByte(p.b[p.i]) {
 		p.i++
 	}
-	if p.i == start {
+	// An XML name may not start with a digit, '.' or '-'; leave such input
+	// to the general reader, which refuses it with its line.
+	if p.i == start || !isNameStartByte(p.b[start]) {
 		return "", false
 	}
 	return string(p.b[start:p.i]), true
