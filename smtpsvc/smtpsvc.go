@@ -305,6 +305,11 @@ func (w *Worker) reload(force bool) {
 	w.log.Info("metabase applied", "version", cfg.Version, "took", took,
 		"started", res.Started, "kept", res.Kept, "retired", res.Retired, "stopped", res.Stopped,
 		"bound", res.Bound, "released", res.Released)
+	for _, vs := range cfg.Servers {
+		for _, n := range vs.Notes {
+			w.log.Warn("setting not applied as written", "vs", vs.Instance, "note", n)
+		}
+	}
 	w.writeStatusFile()
 }
 
@@ -409,7 +414,7 @@ func (w *Worker) Status() status.Status {
 		}
 		if cfg != nil {
 			if c := cfg.Server(vs.Instance); c != nil {
-				s.FQDN = c.FQDN
+				s.FQDN, s.Notes = c.FQDN, c.Notes
 			}
 		}
 		if ss := w.stats[vs.Instance]; ss != nil {

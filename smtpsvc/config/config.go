@@ -4,6 +4,14 @@
 // when the property inherits, else the catalogue default), domains read by
 // their RouteAction flags, the relay list decoded, TLS certificates loaded.
 //
+// A domain node that sets RelayIpList or RelayForAuth itself (REFERENCE.md
+// §1.5) gets Domain.RelayOverride and the effective values at its own
+// Location (the node's, else its virtual server's, the service's, the
+// default), which package policy uses for that domain instead of the
+// virtual server's. Settings read but not applied as written (a
+// RelayIpList not in the single-host grant layout, which grants nobody)
+// are listed in VirtualServer.Notes for the log and status.
+//
 // Build refuses a tree whole: its error lists every problem as
 // "Location: property: reason", and nothing of a refused tree is used.
 //
@@ -77,6 +85,25 @@ type Domain struct {
 	SmartHost string // SMTP_SMARTHOST: RouteActionString
 	Drop      string // SMTP_DROP: RouteActionString (resolved folder)
 	Action    uint32 // the raw RouteAction
+
+	// RelayOverride: the node sets RelayIpList or RelayForAuth itself
+	// (REFERENCE.md §1.5, per-domain relay overrides). Then RelayIPs,
+	// RelayIPNote and RelayForAuth hold the effective values at the node
+	// (the node's own, else its virtual server's, the service's, the
+	// default), and they, not the virtual server's, decide relay to this
+	// domain. Without an override they are empty and the virtual server's
+	// values apply.
+	RelayOverride bool
+	RelayIPs      []netip.Addr `json:",omitempty"`
+	RelayIPNote   string       `json:",omitempty"`
+	RelayForAuth  bool         `json:",omitempty"`
+}
+
+// RelayGranted reports whether the domain node's own RelayIpList (or the one
+// it inherits) grants relay to a client address; only meaningful when
+// RelayOverride is set.
+func (d *Domain) RelayGranted(ip netip.Addr) bool {
+	return granted(d.RelayIPs, ip)
 }
 
 // VirtualServer is everything one virtual server needs, with inheritance
@@ -103,6 +130,11 @@ type VirtualServer struct {
 	RelayIPs     []netip.Addr // hosts granted relay by RelayIpList
 	RelayIPNote  string       // why relay by IP is denied although RelayIpList is set ("" = decoded fine)
 	RelayForAuth bool         // an authenticated client may relay
+
+	// Notes are settings read but not applied as written, one line each
+	// ("Location: what and why"), for the log and status: a RelayIpList or
+	// IPSecurity blob that is not in the single-host grant layout.
+	Notes []string `json:",omitempty"`
 
 	AuthBasic   bool // AuthFlags has AuthBasic: AUTH PLAIN and LOGIN are offered
 	RequireTLS  bool // AccessSSLFlags has AccessSSL: STARTTLS is required before MAIL
@@ -146,8 +178,12 @@ func (vs *VirtualServer) LookupDomain(domain string) (d *Domain, ok bool) {
 
 // RelayGranted reports whether RelayIpList grants relay to a client address.
 func (vs *VirtualServer) RelayGranted(ip netip.Addr) bool {
+	return granted(vs.RelayIPs, ip)
+}
+
+func granted(list []netip.Addr, ip netip.Addr) bool {
 	ip = ip.Unmap()
-	for _, g := range vs.RelayIPs {
+	for _, g := range list {
 		if g == ip {
 			return true
 		}
@@ -301,13 +337,9 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 		EightBit:   cmds&schema.Cmd8BitMIME != 0,
 	}
 
-	if v, ok := b.value(loc, "RelayIpList"); ok && len(v.Bin) > 0 {
-		l, err := schema.DecodeIPSecList(v.Bin)
-		if err != nil {
-			vs.RelayIPNote = "RelayIpList not in the single-host grant layout, relay by address denied: " + err.Error()
-		} else {
-			vs.RelayIPs = l.Grant
-		}
+	vs.RelayIPs, vs.RelayIPNote = b.relayIPs(loc)
+	if vs.RelayIPNote != "" {
+		vs.Notes = append(vs.Notes, loc+": "+vs.RelayIPNote)
 	}
 	vs.RelayForAuth = b.dword(loc, "RelayForAuth") != 0
 	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
@@ -396,6 +428,16 @@ func (b *builder) domains(vs *VirtualServer) {
 			}
 			d.Drop = b.path(target)
 		}
+		_, ownIPs := n.Get("RelayIpList")
+		_, ownAuth := n.Get("RelayForAuth")
+		if ownIPs || ownAuth {
+			d.RelayOverride = true
+			d.RelayIPs, d.RelayIPNote = b.relayIPs(n.Location)
+			d.RelayForAuth = b.dword(n.Location, "RelayForAuth") != 0
+			if d.RelayIPNote != "" {
+				vs.Notes = append(vs.Notes, n.Location+": "+d.RelayIPNote)
+			}
+		}
 		vs.Domains = append(vs.Domains, d)
 	}
 	slices.SortFunc(vs.Domains, func(a, b Domain) int {
@@ -408,6 +450,20 @@ func (b *builder) domains(vs *VirtualServer) {
 			vs.exact[d.Name] = i
 		}
 	}
+}
+
+// relayIPs reads the effective RelayIpList at loc: the granted hosts, or a
+// note saying why relay by address is denied although the list is set.
+func (b *builder) relayIPs(loc string) ([]netip.Addr, string) {
+	v, ok := b.value(loc, "RelayIpList")
+	if !ok || len(v.Bin) == 0 {
+		return nil, ""
+	}
+	l, err := schema.DecodeIPSecList(v.Bin)
+	if err != nil {
+		return nil, "RelayIpList not in the single-host grant layout, relay by address denied: " + err.Error()
+	}
+	return l.Grant, ""
 }
 
 func boolCmp(a, b bool) int {

@@ -241,3 +241,62 @@ func BenchmarkBuild1000Domains(b *testing.B) {
 		}
 	}
 }
+
+// TestDomainRelayOverride: a domain node that sets RelayIpList or
+// RelayForAuth itself carries the effective values at its Location (own,
+// else virtual server, service, default); one that sets neither has no
+// override; an undecodable list on it is a note; changing the override
+// changes the fingerprint.
+func TestDomainRelayOverride(t *testing.T) {
+	p, _ := schema.Lookup("RelayIpList")
+	list := func(hosts ...string) string {
+		var l schema.IPSecList
+		for _, h := range hosts {
+			l.Grant = append(l.Grant, netip.MustParseAddr(h))
+		}
+		b, _ := schema.EncodeIPSecList(l)
+		return p.Render(schema.BinaryValue(b))
+	}
+	tr := tree(map[string]string{"RelayForAuth": "1"}, map[string]string{"RelayIpList": list("192.0.2.1")})
+	dom := func(name string, ps map[string]string) {
+		d := tr.Ensure(schema.DomainLocation(1, name), metabase.ClassDomain)
+		d.Set("RouteAction", "0")
+		for k, v := range ps {
+			d.Set(k, v)
+		}
+	}
+	dom("ip.example", map[string]string{"RelayIpList": list("192.0.2.9")})
+	dom("auth.example", map[string]string{"RelayForAuth": "0"})
+	dom("bad.example", map[string]string{"RelayIpList": strings.Repeat("00", 84)})
+	dom("plain.example", nil)
+	vs := build(t, tr)
+	get := func(name string) *config.Domain {
+		d, ok := vs.LookupDomain(name)
+		if !ok {
+			t.Fatalf("no domain %s", name)
+		}
+		return d
+	}
+	ip := get("ip.example")
+	if !ip.RelayOverride || !ip.RelayGranted(netip.MustParseAddr("192.0.2.9")) || ip.RelayGranted(netip.MustParseAddr("192.0.2.1")) || !ip.RelayForAuth {
+		t.Errorf("ip.example: %+v (want own list, RelayForAuth inherited from the service)", *ip)
+	}
+	au := get("auth.example")
+	if !au.RelayOverride || au.RelayForAuth || !au.RelayGranted(netip.MustParseAddr("192.0.2.1")) {
+		t.Errorf("auth.example: %+v (want own RelayForAuth 0, the server's list)", *au)
+	}
+	bad := get("bad.example")
+	if !bad.RelayOverride || len(bad.RelayIPs) != 0 || bad.RelayIPNote == "" {
+		t.Errorf("bad.example: %+v", *bad)
+	}
+	if len(vs.Notes) != 1 || !strings.HasPrefix(vs.Notes[0], "/LM/SmtpSvc/1/Domain/bad.example: RelayIpList") {
+		t.Errorf("Notes %q", vs.Notes)
+	}
+	if pl := get("plain.example"); pl.RelayOverride || pl.RelayIPs != nil {
+		t.Errorf("plain.example: %+v", *pl)
+	}
+	tr.Node(schema.DomainLocation(1, "auth.example")).Set("RelayForAuth", "1")
+	if again := build(t, tr); again.Fingerprint == vs.Fingerprint {
+		t.Errorf("a domain's RelayForAuth changed, same fingerprint")
+	}
+}

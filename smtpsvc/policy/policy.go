@@ -13,6 +13,14 @@
 // a smart host. (IIS itself would want SMTP_DOMAIN_RELAY on such a node too;
 // a hand-written "remote domain" with a smart host is relayed here.)
 //
+// Per-domain relay overrides (REFERENCE.md §1.5): a domain node that is
+// neither local, drop nor relay but sets RelayIpList or RelayForAuth itself
+// decides relay to its domain with its effective values (its own, else its
+// virtual server's, the service's, the default) instead of the virtual
+// server's: such a node may open relay to one domain for authenticated
+// clients, or for hosts its list grants, or close it where the virtual
+// server would relay. An undecodable RelayIpList on the node grants nobody.
+//
 // Address tricks never relay, whoever the client is: a local part holding
 // '%' (the percent hack, "user%other.com@local.com"), '!' (bang paths) or
 // '@' (a quoted local part, "\"user@other.com\"@local.com"), and a domain
@@ -79,6 +87,13 @@ func Recipient(vs *config.VirtualServer, rcpt string, c Client) (Verdict, *Refus
 				return Local, nil
 			case d.Relay || d.SmartHost != "":
 				return Relay, nil
+			case d.RelayOverride:
+				// The domain node's own relay settings decide, not the
+				// virtual server's.
+				if c.IP.IsValid() && d.RelayGranted(c.IP) || c.Authenticated && d.RelayForAuth {
+					return Relay, nil
+				}
+				return Refused, RelayProhibited
 			}
 		}
 	}

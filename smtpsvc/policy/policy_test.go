@@ -13,6 +13,45 @@ import (
 
 func server(t testing.TB, relayForAuth bool, granted ...string) *config.VirtualServer {
 	t.Helper()
+	return serverWith(t, nil, relayForAuth, granted...)
+}
+
+// ipList is a RelayIpList value granting the hosts.
+func ipList(hosts ...string) schema.Value {
+	var l schema.IPSecList
+	for _, g := range hosts {
+		l.Grant = append(l.Grant, netip.MustParseAddr(g))
+	}
+	b, err := schema.EncodeIPSecList(l)
+	if err != nil {
+		panic(err)
+	}
+	return schema.BinaryValue(b)
+}
+
+// overrideDomains adds domain nodes with relay overrides (RouteAction 0):
+// auth.example (RelayForAuth 1), ip.example (RelayIpList granting
+// 192.0.2.50), closed.example (RelayIpList granting nobody, RelayForAuth
+// 0: relay closed whatever the virtual server says), bad.example (an
+// undecodable RelayIpList) and *.wauth.example (RelayForAuth 1).
+func overrideDomains(tr *metabase.Tree) {
+	dom := func(name string) *metabase.Node {
+		d := tr.Ensure(schema.DomainLocation(1, name), metabase.ClassDomain)
+		d.Set("RouteAction", "0")
+		return d
+	}
+	dom("auth.example").Set("RelayForAuth", "1")
+	dom("ip.example").SetValue("RelayIpList", ipList("192.0.2.50"))
+	c := dom("closed.example")
+	c.SetValue("RelayIpList", ipList())
+	c.Set("RelayForAuth", "0")
+	dom("bad.example").SetValue("RelayIpList", schema.BinaryValue(make([]byte, 84)))
+	dom("*.wauth.example").Set("RelayForAuth", "1")
+	dom("plain-remote.example") // RouteAction 0, no override: the virtual server decides
+}
+
+func serverWith(t testing.TB, extra func(*metabase.Tree), relayForAuth bool, granted ...string) *config.VirtualServer {
+	t.Helper()
 	tr := metabase.New()
 	tr.Ensure(schema.ServiceLocation, metabase.ClassService)
 	n := tr.Ensure(schema.ServerLocation(1), metabase.ClassServer)
@@ -34,6 +73,9 @@ func server(t testing.TB, relayForAuth bool, granted ...string) *config.VirtualS
 		if name == "drop.example" || name == "smart.example" {
 			d.Set("RouteActionString", "target")
 		}
+	}
+	if extra != nil {
+		extra(tr)
 	}
 	cfg, err := config.Build(tr, config.Options{BaseDir: t.TempDir(), Hostname: "h"})
 	if err != nil {
@@ -78,6 +120,40 @@ func TestRecipient(t *testing.T) {
 		{"literal", plain, anon, "u@[192.0.2.1]", policy.Refused, [3]int{5, 7, 1}},
 		{"literal granted", granted, anon, "u@[192.0.2.1]", policy.Relay, [3]int{}},
 	}
+	// Per-domain relay overrides (REFERENCE.md §1.5).
+	over := serverWith(t, overrideDomains, false)
+	overGranted := serverWith(t, overrideDomains, true, "192.0.2.7")
+	ipClient := policy.Client{IP: netip.MustParseAddr("192.0.2.50")}
+	ipAuthed := policy.Client{IP: netip.MustParseAddr("192.0.2.50"), Authenticated: true}
+	cases = append(cases, []struct {
+		name   string
+		vs     *config.VirtualServer
+		c      policy.Client
+		rcpt   string
+		want   policy.Verdict
+		status [3]int
+	}{
+		{"override: auth domain, authenticated", over, authed, "u@auth.example", policy.Relay, [3]int{}},
+		{"override: auth domain, anonymous", over, anon, "u@auth.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: auth domain, ip client", over, ipClient, "u@auth.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: wildcard auth domain", over, authed, "u@x.wauth.example", policy.Relay, [3]int{}},
+		{"override: wildcard base", over, authed, "u@wauth.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: server still closed to others", over, authed, "u@foreign.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: ip domain, granted client", over, ipClient, "u@ip.example", policy.Relay, [3]int{}},
+		{"override: ip domain, other client", over, anon, "u@ip.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: ip domain, authenticated (inherits RelayForAuth 0)", over, authed, "u@ip.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: ip grant is per domain", over, ipClient, "u@foreign.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: ip domain inherits RelayForAuth 1", overGranted, ipAuthed, "u@ip.example", policy.Relay, [3]int{}},
+		{"override: ip domain, server-granted client", overGranted, anon, "u@ip.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: auth domain inherits the server's RelayIpList", overGranted, anon, "u@auth.example", policy.Relay, [3]int{}},
+		{"override: closed domain, server-granted client", overGranted, anon, "u@closed.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: closed domain, authenticated", overGranted, authed, "u@closed.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: undecodable list grants nobody", overGranted, anon, "u@bad.example", policy.Refused, [3]int{5, 7, 1}},
+		{"override: undecodable list, inherited RelayForAuth", overGranted, authed, "u@bad.example", policy.Relay, [3]int{}},
+		{"no override: server grant applies", overGranted, anon, "u@plain-remote.example", policy.Relay, [3]int{}},
+		{"no override: server refuses", over, authed, "u@plain-remote.example", policy.Refused, [3]int{5, 7, 1}},
+		{"server grant elsewhere", overGranted, anon, "u@foreign.example", policy.Relay, [3]int{}},
+	}...)
 	for _, c := range cases {
 		v, ref := policy.Recipient(c.vs, c.rcpt, c.c)
 		if v != c.want {
@@ -94,29 +170,55 @@ func TestRecipient(t *testing.T) {
 	}
 }
 
-// FuzzNeverOpenRelay: for an anonymous client without relay rights, any
-// address the policy takes names a configured domain after its last '@'
-// and holds no '%', '!' or '@' before it.
+// FuzzNeverOpenRelay: any address the policy takes holds no '%', '!' or
+// '@' before its last '@', and its domain is one the client may send to: a
+// local or relay domain for anyone; a domain whose node overrides relay
+// (RelayForAuth 1, a RelayIpList granting 192.0.2.50; what the node does
+// not set it inherits from the virtual server) only for a client the
+// node's effective values admit, and never a domain whose override closes relay
+// (closed.example, bad.example) to a client the virtual server alone would
+// admit (192.0.2.7, granted by the virtual server's RelayIpList); any other
+// domain only for 192.0.2.7. The virtual server has RelayForAuth 0, so
+// authentication alone opens nothing but the override domains. The client
+// is fuzzed too: its address (last octet of 192.0.2.x) and whether it
+// authenticated.
 func FuzzNeverOpenRelay(f *testing.F) {
 	for _, s := range []string{"u@example.com", "u%x.example@example.com", "x!u@example.com", "u@x.example@example.com",
-		"u@a.wild.example", "u@[192.0.2.1]", "u@example.com.", "u@EXAMPLE.com", "@example.com", "u@.example.com"} {
-		f.Add(s)
+		"u@a.wild.example", "u@[192.0.2.1]", "u@example.com.", "u@EXAMPLE.com", "@example.com", "u@.example.com",
+		"u@auth.example", "u@ip.example", "u@closed.example", "u@bad.example", "u@a.wauth.example", "u@plain-remote.example",
+		"u%x.example@auth.example"} {
+		f.Add(s, byte(1), false)
+		f.Add(s, byte(7), true)
+		f.Add(s, byte(50), true)
 	}
-	vs := server(f, false)
-	anon := policy.Client{IP: netip.MustParseAddr("203.0.113.1")}
+	vs := serverWith(f, overrideDomains, false, "192.0.2.7")
 	configured := map[string]bool{"example.com": true, "relay.example": true, "drop.example": true, "smart.example": true}
-	f.Fuzz(func(t *testing.T, rcpt string) {
-		v, _ := policy.Recipient(vs, rcpt, anon)
+	f.Fuzz(func(t *testing.T, rcpt string, host byte, authed bool) {
+		c := policy.Client{IP: netip.AddrFrom4([4]byte{192, 0, 2, host}), Authenticated: authed}
+		v, _ := policy.Recipient(vs, rcpt, c)
 		if v == policy.Refused {
 			return
 		}
 		at := strings.LastIndexByte(rcpt, '@')
 		local, domain := rcpt[:at], strings.ToLower(strings.TrimSuffix(rcpt[at+1:], "."))
 		if strings.ContainsAny(local, "%!@") {
-			t.Fatalf("%q taken (%v) with a routing character in the local part", rcpt, v)
+			t.Fatalf("%q taken (%v) from %+v with a routing character in the local part", rcpt, v, c)
 		}
-		if !configured[domain] && !strings.HasSuffix(domain, ".wild.example") {
-			t.Fatalf("%q taken (%v) for an unconfigured domain %q", rcpt, v, domain)
+		var ok bool
+		switch {
+		case configured[domain] || strings.HasSuffix(domain, ".wild.example"):
+			ok = true
+		case domain == "auth.example" || strings.HasSuffix(domain, ".wauth.example"):
+			ok = authed || host == 7 // RelayIpList inherited from the virtual server
+		case domain == "ip.example":
+			ok = host == 50
+		case domain == "closed.example" || domain == "bad.example":
+			ok = false
+		default:
+			ok = host == 7
+		}
+		if !ok {
+			t.Fatalf("%q taken (%v) from %+v: that client may not relay to %q", rcpt, v, c, domain)
 		}
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ds2mb/ds2mb/metabase"
+	"github.com/ds2mb/ds2mb/schema"
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/session"
 )
@@ -117,5 +119,78 @@ func TestRelayStats(t *testing.T) {
 	}
 	if got := f.stats.Replies[5].Load(); got != 1 {
 		t.Errorf("Replies[5] = %d", got)
+	}
+}
+
+// TestRelayDomainOverride: a domain node's own RelayForAuth and RelayIpList
+// (REFERENCE.md §1.5) decide relay to that domain, over the virtual
+// server's: remote-auth.example (RelayForAuth 1) takes an authenticated
+// client's mail though the virtual server's RelayForAuth is 0;
+// remote-ip.example (RelayIpList granting 127.0.0.1) takes anyone's from
+// 127.0.0.1 though the virtual server grants nobody; closed.example
+// (RelayIpList granting 192.0.2.1, RelayForAuth 0) refuses 127.0.0.1 though
+// the virtual server grants it. Other domains follow the virtual server.
+func TestRelayDomainOverride(t *testing.T) {
+	build := func(t *testing.T, vs props, domains map[string]props) *fixture {
+		dir := t.TempDir()
+		tr := baseTree(dir, nil, vs)
+		for name, ps := range domains {
+			d := tr.Ensure(schema.DomainLocation(1, name), metabase.ClassDomain)
+			d.Set("RouteAction", "0")
+			for k, v := range ps {
+				d.Set(k, v)
+			}
+		}
+		return start(t, tr, &session.Env{Auth: mapChecker{"alice": "wonderland"}, AllowInsecureAuth: true})
+	}
+	type rc struct{ rcpt, want string }
+	cases := []struct {
+		name    string
+		vs      props
+		domains map[string]props
+		login   bool
+		rcpts   []rc
+	}{
+		{"RelayForAuth on the domain, authenticated", props{"RelayForAuth": "0", "AuthFlags": "AuthBasic"},
+			map[string]props{"remote-auth.example": {"RelayForAuth": "1"}}, true, []rc{
+				{"user@remote-auth.example", "250 2.0.0"},
+				{"USER@Remote-Auth.Example", "250 2.0.0"},
+				{"user@elsewhere.example", "550 5.7.1 Relaying prohibited"}, // the server's RelayForAuth 0
+				{"user%elsewhere.example@remote-auth.example", "550 5.7.1"}, // tricks still refused
+				{"user@sub.remote-auth.example", "550 5.7.1"},               // not a wildcard node
+			}},
+		{"RelayForAuth on the domain, anonymous", props{"RelayForAuth": "0", "AuthFlags": "AuthBasic"},
+			map[string]props{"remote-auth.example": {"RelayForAuth": "1"}}, false, []rc{
+				{"user@remote-auth.example", "550 5.7.1 Relaying prohibited"},
+				{"user@example.com", "250 2.0.0"},
+			}},
+		{"RelayIpList on the domain", nil,
+			map[string]props{"remote-ip.example": {"RelayIpList": relayBlob(t, "127.0.0.1")}}, false, []rc{
+				{"user@remote-ip.example", "250 2.0.0"},
+				{"user@elsewhere.example", "550 5.7.1 Relaying prohibited"}, // the server grants nobody
+			}},
+		{"RelayIpList on the domain grants another host", props{"RelayIpList": relayBlob(t, "127.0.0.1")},
+			map[string]props{"closed.example": {"RelayIpList": relayBlob(t, "192.0.2.1"), "RelayForAuth": "0"}}, false, []rc{
+				{"user@closed.example", "550 5.7.1 Relaying prohibited"},
+				{"user@elsewhere.example", "250 2.0.0"}, // the server grants 127.0.0.1
+			}},
+		{"no override on the domain node", props{"RelayIpList": relayBlob(t, "127.0.0.1")},
+			map[string]props{"remote.example": nil}, false, []rc{
+				{"user@remote.example", "250 2.0.0"},
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := build(t, c.vs, c.domains)
+			r := dialRaw(t, f.addr)
+			r.expect("EHLO client.test", "250")
+			if c.login {
+				r.expect("AUTH PLAIN "+plain("alice", "wonderland"), "235 2.0.0")
+			}
+			r.expect("MAIL FROM:<sender@example.org>", "250")
+			for _, x := range c.rcpts {
+				r.expect("RCPT TO:<"+x.rcpt+">", x.want)
+			}
+		})
 	}
 }

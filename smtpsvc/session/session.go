@@ -25,7 +25,9 @@
 //     the name resolves back to the address, "(<ptr> [<ip>] unverified)"
 //     when it does not, "(RDNS failed [<ip>])" when there is no PTR.
 //   - Recipients: package policy (local, relay, RelayIpList, RelayForAuth,
-//     address tricks refused, "550 5.7.1 Relaying prohibited").
+//     a domain node's own RelayIpList and RelayForAuth deciding relay to
+//     its domain, address tricks refused, "550 5.7.1 Relaying
+//     prohibited").
 //   - AccessSSLFlags with AccessSSL: MAIL before STARTTLS is
 //     "530 5.7.0 Must issue a STARTTLS command first".
 //   - AUTH PLAIN and LOGIN are offered when AuthFlags has AuthBasic and

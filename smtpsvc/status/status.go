@@ -67,6 +67,9 @@ type Server struct {
 	MessagesRefused  uint64    `json:"messagesRefused"`
 	Replies          [6]uint64 `json:"transactionsByReplyClass"` // index 2 = 2xx, 4 = 4xx, 5 = 5xx
 	AuthFailures     uint64    `json:"authFailures"`
+	// Notes are settings read but not applied as written (an IPSECLIST
+	// blob not in the layout the worker reads, …), "Location: what and why".
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Reloads counts configuration loads and times them.
