@@ -419,6 +419,7 @@ func (w *Worker) Status() status.Status {
 		}
 		if ss := w.stats[vs.Instance]; ss != nil {
 			s.MessagesAccepted, s.MessagesRefused, s.AuthFailures = ss.MessagesAccepted.Load(), ss.MessagesRefused.Load(), ss.AuthFailures.Load()
+			s.Denied = ss.ConnectionsDenied.Load()
 			for i := range s.Replies {
 				s.Replies[i] = ss.Replies[i].Load()
 			}

@@ -12,6 +12,14 @@
 // RelayIpList not in the single-host grant layout, which grants nobody)
 // are listed in VirtualServer.Notes for the log and status.
 //
+// IPSecurity (connection control) is read with the same single-host grant
+// layout as RelayIpList: when it decodes, only the hosts it lists may
+// connect (VirtualServer.ConnectionAllowed). A blob in any other layout is
+// ignored, with a note, rather than read as "deny everyone": IIS's
+// grant/deny mode bits are unsourced (REFERENCE.md §4), and one bad blob
+// replicated from the directory must not lock every client out. (An empty
+// list that does decode grants nobody: it says so.)
+//
 // Build refuses a tree whole: its error lists every problem as
 // "Location: property: reason", and nothing of a refused tree is used.
 //
@@ -131,6 +139,14 @@ type VirtualServer struct {
 	RelayIPNote  string       // why relay by IP is denied although RelayIpList is set ("" = decoded fine)
 	RelayForAuth bool         // an authenticated client may relay
 
+	// ConnectionControl: IPSecurity is set and decodes as a single-host
+	// grant list; then only the hosts in ConnectionGrant may connect. An
+	// IPSecurity blob in any other layout is ignored (with a note): IIS's
+	// grant/deny mode bits are unsourced, and a blob misread as "deny all"
+	// would lock every client out.
+	ConnectionControl bool
+	ConnectionGrant   []netip.Addr `json:",omitempty"`
+
 	// Notes are settings read but not applied as written, one line each
 	// ("Location: what and why"), for the log and status: a RelayIpList or
 	// IPSecurity blob that is not in the single-host grant layout.
@@ -174,6 +190,12 @@ func (vs *VirtualServer) LookupDomain(domain string) (d *Domain, ok bool) {
 			return &vs.Domains[i], true
 		}
 	}
+}
+
+// ConnectionAllowed reports whether IPSecurity lets a client address
+// connect: always when connection control is off.
+func (vs *VirtualServer) ConnectionAllowed(ip netip.Addr) bool {
+	return !vs.ConnectionControl || granted(vs.ConnectionGrant, ip)
 }
 
 // RelayGranted reports whether RelayIpList grants relay to a client address.
@@ -342,6 +364,14 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 		vs.Notes = append(vs.Notes, loc+": "+vs.RelayIPNote)
 	}
 	vs.RelayForAuth = b.dword(loc, "RelayForAuth") != 0
+	if v, ok := b.value(loc, "IPSecurity"); ok && len(v.Bin) > 0 {
+		l, err := schema.DecodeIPSecList(v.Bin)
+		if err != nil {
+			vs.Notes = append(vs.Notes, loc+": IPSecurity not in the single-host grant layout, ignored (every client may connect): "+err.Error())
+		} else {
+			vs.ConnectionControl, vs.ConnectionGrant = true, l.Grant
+		}
+	}
 	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
 	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
 

@@ -105,6 +105,17 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 	s.DisableCHUNKING = !vs.Commands.Chunking
 	s.Disable8BITMIME = !vs.Commands.EightBit
 	s.RejectSourceRoutes = true
+	if vs.ConnectionControl {
+		s.Admit = func(c *smtp.Conn) *smtp.SMTPError {
+			ip, _ := addrOf(c.Conn().RemoteAddr())
+			if vs.ConnectionAllowed(ip) {
+				return nil
+			}
+			be.stats.ConnectionsDenied.Add(1)
+			be.log.Debug("connection refused by IPSecurity", "client", ip)
+			return errConnRefused
+		}
+	}
 	s.ErrorLog = errorLog{be.log}
 	switch {
 	case be.env.TLS != nil:

@@ -28,6 +28,9 @@
 //     a domain node's own RelayIpList and RelayForAuth deciding relay to
 //     its domain, address tricks refused, "550 5.7.1 Relaying
 //     prohibited").
+//   - IPSecurity (when it decodes as a grant list, see package config): a
+//     client whose address it does not list gets "554 5.7.1 Connection
+//     refused" instead of the greeting, and the connection is closed.
 //   - AccessSSLFlags with AccessSSL: MAIL before STARTTLS is
 //     "530 5.7.0 Must issue a STARTTLS command first".
 //   - AUTH PLAIN and LOGIN are offered when AuthFlags has AuthBasic and
@@ -72,6 +75,7 @@ type Stats struct {
 	MessagesAccepted, MessagesRefused atomic.Uint64
 	Replies                           [6]atomic.Uint64 // transactions by final reply class: index 2 = 2xx, 4 = 4xx, 5 = 5xx
 	AuthFailures                      atomic.Uint64
+	ConnectionsDenied                 atomic.Uint64 // refused by IPSecurity before the greeting
 }
 
 // Env is what sessions need from the process.

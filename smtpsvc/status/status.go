@@ -67,6 +67,7 @@ type Server struct {
 	MessagesRefused  uint64    `json:"messagesRefused"`
 	Replies          [6]uint64 `json:"transactionsByReplyClass"` // index 2 = 2xx, 4 = 4xx, 5 = 5xx
 	AuthFailures     uint64    `json:"authFailures"`
+	Denied           uint64    `json:"connectionsDenied"` // refused by IPSecurity since start
 	// Notes are settings read but not applied as written (an IPSECLIST
 	// blob not in the layout the worker reads, …), "Location: what and why".
 	Notes []string `json:"notes,omitempty"`
@@ -237,6 +238,10 @@ func WriteMetrics(w io.Writer, st Status) {
 	metric("smtpsvc_connections_refused_total", "counter", "Connections refused over MaxConnections.")
 	for _, s := range servers {
 		fmt.Fprintf(&b, "smtpsvc_connections_refused_total{%s} %d\n", vsLabel(s), s.TooMany)
+	}
+	metric("smtpsvc_connections_denied_total", "counter", "Connections refused by IPSecurity.")
+	for _, s := range servers {
+		fmt.Fprintf(&b, "smtpsvc_connections_denied_total{%s} %d\n", vsLabel(s), s.Denied)
 	}
 	metric("smtpsvc_messages_total", "counter", "Messages by outcome.")
 	for _, s := range servers {

@@ -100,6 +100,10 @@ type Server struct {
 	// ("<@a,@b:user@c>") with 550 5.7.1 instead of silently dropping the
 	// route.
 	RejectSourceRoutes bool
+	// Admit, when set, is asked about every connection before the
+	// greeting; a non-nil reply is written instead of the greeting and the
+	// connection is closed.
+	Admit func(c *Conn) *SMTPError
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -192,6 +196,13 @@ func (s *Server) handleConn(c *Conn) error {
 		}
 	}
 
+	if s.Admit != nil {
+		if e := s.Admit(c); e != nil {
+			c.writeError(e.Code, e.EnhancedCode, e)
+			return nil
+		}
+	}
+
 	c.greet()
 
 	for {
@@ -200,10 +211,9 @@ func (s *Server) handleConn(c *Conn) error {
 			cmd, arg, err := parseCmd(line)
 			if err != nil {
 				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
-				continue
+			} else {
+				c.handle(cmd, arg)
 			}
-
-			c.handle(cmd, arg)
 		} else {
 			if err == io.EOF || errors.Is(err, net.ErrClosed) {
 				return nil
