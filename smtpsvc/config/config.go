@@ -18,7 +18,8 @@
 // ignored, with a note, rather than read as "deny everyone": IIS's
 // grant/deny mode bits are unsourced (REFERENCE.md §4), and one bad blob
 // replicated from the directory must not lock every client out. (An empty
-// list that does decode grants nobody: it says so.)
+// list that does decode grants nobody: it says so.) MaxSmtpErrors 0 and
+// 4294967295 both mean unlimited.
 //
 // Build refuses a tree whole: its error lists every problem as
 // "Location: property: reason", and nothing of a refused tree is used.
@@ -146,6 +147,9 @@ type VirtualServer struct {
 	// would lock every client out.
 	ConnectionControl bool
 	ConnectionGrant   []netip.Addr `json:",omitempty"`
+	// MaxSmtpErrors: 4xx/5xx replies a session may get before it is
+	// closed with 421 4.7.0; 0 = unlimited (MaxSmtpErrors 0 or 4294967295).
+	MaxSmtpErrors int
 
 	// Notes are settings read but not applied as written, one line each
 	// ("Location: what and why"), for the log and status: a RelayIpList or
@@ -372,6 +376,7 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 			vs.ConnectionControl, vs.ConnectionGrant = true, l.Grant
 		}
 	}
+	vs.MaxSmtpErrors = int(min(b.limit(loc, "MaxSmtpErrors"), 1<<31-1))
 	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
 	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
 

@@ -300,3 +300,44 @@ func TestDomainRelayOverride(t *testing.T) {
 		t.Errorf("a domain's RelayForAuth changed, same fingerprint")
 	}
 }
+
+// TestConnectionSettings: IPSecurity decoded as a grant list switches
+// connection control on; one in another layout is ignored with a note;
+// MaxSmtpErrors 4294967295 (the default) and 0 mean unlimited; each change
+// changes the fingerprint.
+func TestConnectionSettings(t *testing.T) {
+	p, _ := schema.Lookup("IPSecurity")
+	blob, _ := schema.EncodeIPSecList(schema.IPSecList{Grant: []netip.Addr{netip.MustParseAddr("192.0.2.7")}})
+	list := p.Render(schema.BinaryValue(blob))
+
+	plain := build(t, tree(nil, nil))
+	if plain.ConnectionControl || !plain.ConnectionAllowed(netip.MustParseAddr("198.51.100.1")) || plain.MaxSmtpErrors != 0 {
+		t.Errorf("defaults: control %v, MaxSmtpErrors %d", plain.ConnectionControl, plain.MaxSmtpErrors)
+	}
+	on := build(t, tree(map[string]string{"IPSecurity": list}, nil))
+	if !on.ConnectionControl || !on.ConnectionAllowed(netip.MustParseAddr("192.0.2.7")) ||
+		!on.ConnectionAllowed(netip.MustParseAddr("::ffff:192.0.2.7")) || on.ConnectionAllowed(netip.MustParseAddr("192.0.2.8")) {
+		t.Errorf("inherited IPSecurity: %v %v", on.ConnectionControl, on.ConnectionGrant)
+	}
+	bad := build(t, tree(nil, map[string]string{"IPSecurity": strings.Repeat("00", 84)}))
+	if bad.ConnectionControl || !bad.ConnectionAllowed(netip.MustParseAddr("192.0.2.8")) ||
+		len(bad.Notes) != 1 || !strings.Contains(bad.Notes[0], "IPSecurity") {
+		t.Errorf("undecodable IPSecurity: %v %q", bad.ConnectionControl, bad.Notes)
+	}
+	for _, v := range []string{"0", "4294967295"} {
+		if n := build(t, tree(nil, map[string]string{"MaxSmtpErrors": v})).MaxSmtpErrors; n != 0 {
+			t.Errorf("MaxSmtpErrors %s read as %d", v, n)
+		}
+	}
+	three := build(t, tree(nil, map[string]string{"MaxSmtpErrors": "3"}))
+	if three.MaxSmtpErrors != 3 {
+		t.Errorf("MaxSmtpErrors 3 read as %d", three.MaxSmtpErrors)
+	}
+	seen := map[string]string{}
+	for name, vs := range map[string]*config.VirtualServer{"plain": plain, "IPSecurity": on, "bad IPSecurity": bad, "MaxSmtpErrors": three} {
+		if other, dup := seen[vs.Fingerprint]; dup {
+			t.Errorf("%s and %s have the same fingerprint", name, other)
+		}
+		seen[vs.Fingerprint] = name
+	}
+}

@@ -69,3 +69,49 @@ func TestIPSecurity(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxSmtpErrors: with MaxSmtpErrors 3 the third 4xx/5xx reply of a
+// session (refused recipient, unknown command, bad sequence alike; 2xx
+// replies between do not reset the count) is followed by "421 4.7.0 Too
+// many errors, closing connection" and the connection closes; a new
+// connection starts afresh. Unlimited (the default) keeps the session
+// open past many errors.
+func TestMaxSmtpErrors(t *testing.T) {
+	f := startProps(t, nil, props{"MaxSmtpErrors": "3"}, nil)
+	if f.vs.MaxSmtpErrors != 3 {
+		t.Fatalf("MaxSmtpErrors = %d", f.vs.MaxSmtpErrors)
+	}
+	r := dialRaw(t, f.addr)
+	r.expect("EHLO client.test", "250")
+	r.expect("MAIL FROM:<a@example.org>", "250")
+	r.expect("RCPT TO:<user@elsewhere.example>", "550 5.7.1") // 1
+	r.expect("RCPT TO:<user@example.com>", "250")
+	r.expect("XYZZY", "501 5.5.2") // 2
+	r.expect("NOOP", "250")
+	r.expect("RCPT TO:<user@elsewhere.example>", "550 5.7.1") // 3
+	if code, msg := r.read(); itoa(code)+" "+msg != "421 4.7.0 Too many errors, closing connection" {
+		t.Fatalf("after the third error: %d %s", code, msg)
+	}
+	r.closed()
+
+	again := dialRaw(t, f.addr)
+	again.expect("EHLO client.test", "250")
+	again.expect("RCPT TO:<user@example.com>", "502 5.5.1") // 1: no MAIL yet
+	again.expect("MAIL FROM:<a@example.org>", "250")
+	again.expect("RCPT TO:<user@example.com>", "250")
+	if _, msg := again.data("Subject: x\n\nhello\n"); !strings.Contains(msg, "Queued") {
+		t.Fatalf("DATA: %s", msg)
+	}
+
+	unlimited := startProps(t, nil, nil, nil)
+	if unlimited.vs.MaxSmtpErrors != 0 {
+		t.Fatalf("default MaxSmtpErrors = %d, want 0 (unlimited)", unlimited.vs.MaxSmtpErrors)
+	}
+	u := dialRaw(t, unlimited.addr)
+	u.expect("EHLO client.test", "250")
+	u.expect("MAIL FROM:<a@example.org>", "250")
+	for range 20 {
+		u.expect("RCPT TO:<user@elsewhere.example>", "550 5.7.1")
+	}
+	u.expect("RCPT TO:<user@example.com>", "250")
+}

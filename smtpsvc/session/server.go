@@ -105,6 +105,7 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 	s.DisableCHUNKING = !vs.Commands.Chunking
 	s.Disable8BITMIME = !vs.Commands.EightBit
 	s.RejectSourceRoutes = true
+	s.MaxErrors = vs.MaxSmtpErrors
 	if vs.ConnectionControl {
 		s.Admit = func(c *smtp.Conn) *smtp.SMTPError {
 			ip, _ := addrOf(c.Conn().RemoteAddr())

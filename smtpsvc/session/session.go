@@ -31,6 +31,9 @@
 //   - IPSecurity (when it decodes as a grant list, see package config): a
 //     client whose address it does not list gets "554 5.7.1 Connection
 //     refused" instead of the greeting, and the connection is closed.
+//   - MaxSmtpErrors: after that many 4xx/5xx replies in one connection
+//     (refused commands, bad syntax, refused recipients alike), "421 4.7.0
+//     Too many errors, closing connection" and the connection is closed.
 //   - AccessSSLFlags with AccessSSL: MAIL before STARTTLS is
 //     "530 5.7.0 Must issue a STARTTLS command first".
 //   - AUTH PLAIN and LOGIN are offered when AuthFlags has AuthBasic and

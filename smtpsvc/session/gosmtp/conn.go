@@ -30,6 +30,8 @@ type Conn struct {
 
 	// Number of errors witnessed on this connection
 	errCount int
+	// ds2mb patch: number of 4xx/5xx replies written (Server.MaxErrors)
+	replyErrors int
 
 	session    Session
 	locker     sync.Mutex
@@ -1312,6 +1314,9 @@ func (c *Conn) greet() {
 }
 
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
+	if code >= 400 {
+		c.replyErrors++ // ds2mb patch: Server.MaxErrors
+	}
 	// TODO: error handling
 	if c.server.WriteTimeout != 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(c.server.WriteTimeout))

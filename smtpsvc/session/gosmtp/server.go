@@ -104,6 +104,10 @@ type Server struct {
 	// greeting; a non-nil reply is written instead of the greeting and the
 	// connection is closed.
 	Admit func(c *Conn) *SMTPError
+	// MaxErrors, when > 0: after that many 4xx/5xx replies in one
+	// connection, the server replies "421 4.7.0 Too many errors, closing
+	// connection" and closes it.
+	MaxErrors int
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -213,6 +217,10 @@ func (s *Server) handleConn(c *Conn) error {
 				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
 			} else {
 				c.handle(cmd, arg)
+			}
+			if s.MaxErrors > 0 && c.replyErrors >= s.MaxErrors {
+				c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
+				return nil
 			}
 		} else {
 			if err == io.EOF || errors.Is(err, net.ErrClosed) {
