@@ -21,6 +21,11 @@
 // list that does decode grants nobody: it says so.) MaxSmtpErrors 0 and
 // 4294967295 both mean unlimited.
 //
+// SmtpConnectTimeout, SmtpHeloTimeout, SmtpMailFromTimeout,
+// SmtpRcptToTimeout and SmtpDataTimeout (seconds; 0 = ConnectionTimeout)
+// become VirtualServer.Timeouts. The other Smtp…Timeout properties (BDAT,
+// AUTH, SASL, TURN, RSET) are not read: ConnectionTimeout applies there.
+//
 // Build refuses a tree whole: its error lists every problem as
 // "Location: property: reason", and nothing of a refused tree is used.
 //
@@ -82,6 +87,17 @@ type Commands struct {
 	Chunking   bool // 0x100000: CHUNKING and BDAT
 	BinaryMIME bool // 0x200000 (needs Chunking)
 	EightBit   bool // 0x400000: 8BITMIME
+}
+
+// CommandTimeouts are inactivity timeouts that follow particular commands
+// (REFERENCE.md §1.3, "inactivity timeout after …"), from the Smtp…Timeout
+// properties in seconds; 0 (and 4294967295) = ConnectionTimeout applies.
+type CommandTimeouts struct {
+	Connect  time.Duration // SmtpConnectTimeout: from the greeting to the first command
+	Helo     time.Duration // SmtpHeloTimeout: after HELO/EHLO
+	MailFrom time.Duration // SmtpMailFromTimeout: after MAIL FROM
+	RcptTo   time.Duration // SmtpRcptToTimeout: after RCPT TO
+	Data     time.Duration // SmtpDataTimeout: between reads of the message after DATA
 }
 
 // Domain is one /LM/SmtpSvc/<n>/Domain/<name> node, read by its RouteAction
@@ -150,6 +166,9 @@ type VirtualServer struct {
 	// MaxSmtpErrors: 4xx/5xx replies a session may get before it is
 	// closed with 421 4.7.0; 0 = unlimited (MaxSmtpErrors 0 or 4294967295).
 	MaxSmtpErrors int
+	// Timeouts are the inactivity timeouts after particular commands; 0 =
+	// ConnectionTimeout.
+	Timeouts CommandTimeouts
 
 	// Notes are settings read but not applied as written, one line each
 	// ("Location: what and why"), for the log and status: a RelayIpList or
@@ -377,6 +396,9 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 		}
 	}
 	vs.MaxSmtpErrors = int(min(b.limit(loc, "MaxSmtpErrors"), 1<<31-1))
+	secs := func(name string) time.Duration { return time.Duration(b.limit(loc, name)) * time.Second }
+	vs.Timeouts = CommandTimeouts{Connect: secs("SmtpConnectTimeout"), Helo: secs("SmtpHeloTimeout"),
+		MailFrom: secs("SmtpMailFromTimeout"), RcptTo: secs("SmtpRcptToTimeout"), Data: secs("SmtpDataTimeout")}
 	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
 	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
 

@@ -341,3 +341,23 @@ func TestConnectionSettings(t *testing.T) {
 		seen[vs.Fingerprint] = name
 	}
 }
+
+// TestCommandTimeouts: the Smtp…Timeout properties are seconds (inherited
+// from the service), 0 and 4294967295 leave ConnectionTimeout in charge,
+// and a change changes the fingerprint.
+func TestCommandTimeouts(t *testing.T) {
+	vs := build(t, tree(map[string]string{"SmtpHeloTimeout": "30"}, map[string]string{
+		"SmtpConnectTimeout": "10", "SmtpMailFromTimeout": "0", "SmtpRcptToTimeout": "4294967295", "SmtpDataTimeout": "120"}))
+	want := config.CommandTimeouts{Connect: 10 * time.Second, Helo: 30 * time.Second, Data: 2 * time.Minute}
+	if vs.Timeouts != want {
+		t.Errorf("Timeouts %+v, want %+v", vs.Timeouts, want)
+	}
+	if d := build(t, tree(nil, nil)); d.Timeouts != (config.CommandTimeouts{}) {
+		t.Errorf("default Timeouts %+v", d.Timeouts)
+	}
+	other := build(t, tree(map[string]string{"SmtpHeloTimeout": "31"}, map[string]string{
+		"SmtpConnectTimeout": "10", "SmtpMailFromTimeout": "0", "SmtpRcptToTimeout": "4294967295", "SmtpDataTimeout": "120"}))
+	if other.Fingerprint == vs.Fingerprint {
+		t.Errorf("SmtpHeloTimeout changed, same fingerprint")
+	}
+}

@@ -106,6 +106,23 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 	s.Disable8BITMIME = !vs.Commands.EightBit
 	s.RejectSourceRoutes = true
 	s.MaxErrors = vs.MaxSmtpErrors
+	if to := vs.Timeouts; to != (config.CommandTimeouts{}) {
+		s.CommandTimeout = func(verb string) time.Duration {
+			switch verb {
+			case "":
+				return to.Connect
+			case "HELO", "EHLO":
+				return to.Helo
+			case "MAIL":
+				return to.MailFrom
+			case "RCPT":
+				return to.RcptTo
+			case "DATA":
+				return to.Data
+			}
+			return 0
+		}
+	}
 	if vs.ConnectionControl {
 		s.Admit = func(c *smtp.Conn) *smtp.SMTPError {
 			ip, _ := addrOf(c.Conn().RemoteAddr())

@@ -14,7 +14,13 @@
 //     (0x100000), BINARYMIME (0x200000, with CHUNKING), 8BITMIME
 //     (0x400000); STARTTLS when a certificate is configured; AUTH PLAIN
 //     LOGIN (see below).
-//   - ConnectionTimeout: idle time before "421 4.4.2".
+//   - ConnectionTimeout: idle time before "421 4.4.2". Per command
+//     (0 = ConnectionTimeout): SmtpConnectTimeout from the greeting to the
+//     first command, SmtpHeloTimeout after HELO/EHLO, SmtpMailFromTimeout
+//     after MAIL, SmtpRcptToTimeout after RCPT, SmtpDataTimeout between
+//     reads of the message after DATA (an idle client mid-message gets
+//     "421 4.4.2" and is disconnected; without SmtpDataTimeout the
+//     ConnectionTimeout counted from the DATA command bounds the message).
 //   - MaxMessageSize: "552 5.3.4" (also for MAIL SIZE=); MaxSessionSize:
 //     bytes of message data over the session, "552 5.3.4" past it;
 //     MaxRecipients: "452 4.5.3 Too many recipients"; HopCount: more

@@ -32,6 +32,8 @@ type Conn struct {
 	errCount int
 	// ds2mb patch: number of 4xx/5xx replies written (Server.MaxErrors)
 	replyErrors int
+	// ds2mb patch: verb of the last command (Server.CommandTimeout)
+	lastVerb string
 
 	session    Session
 	locker     sync.Mutex
@@ -108,6 +110,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+	c.lastVerb = cmd // ds2mb patch: Server.CommandTimeout
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -1004,11 +1007,39 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 
+	// ds2mb patch: Server.CommandTimeout("DATA") bounds each read of the
+	// message; a client idle that long is disconnected.
+	// Otherwise ReadTimeout, from the DATA command, bounds the whole
+	// message (as upstream, but not the timeout of the command before).
+	if f := c.server.CommandTimeout; f != nil && f("DATA") > 0 {
+		c.lineLimitReader.idle = f("DATA")
+		defer func() { c.lineLimitReader.idle = 0 }()
+	} else if c.server.ReadTimeout != 0 {
+		c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout))
+	}
+
 	r := newDataReader(c)
-	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
-	r.limited = false
-	io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+	dataErr := c.Session().Data(r)
+	code, enhancedCode, msg := dataErrorToStatus(dataErr)
+	var copyErr error
+	if !isTimeout(dataErr) {
+		r.limited = false
+		_, copyErr = io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+	}
+	if isTimeout(dataErr) || isTimeout(copyErr) {
+		// ds2mb patch: the client went idle mid-message; what follows on
+		// the wire would be read as commands.
+		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Idle timeout, bye bye")
+		c.Close()
+		return
+	}
 	c.writeResponse(code, enhancedCode, msg)
+}
+
+// isTimeout reports a read deadline that passed (ds2mb patch).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *Conn) handleBdat(arg string) {
@@ -1358,8 +1389,14 @@ func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
 
 // Reads a line of input
 func (c *Conn) readLine() (string, error) {
-	if c.server.ReadTimeout != 0 {
-		if err := c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout)); err != nil {
+	d := c.server.ReadTimeout
+	if f := c.server.CommandTimeout; f != nil { // ds2mb patch
+		if t := f(c.lastVerb); t > 0 {
+			d = t
+		}
+	}
+	if d != 0 {
+		if err := c.conn.SetReadDeadline(time.Now().Add(d)); err != nil {
 			return "", err
 		}
 	}

@@ -3,6 +3,7 @@ package smtp
 import (
 	"errors"
 	"io"
+	"time"
 )
 
 var ErrTooLongLine = errors.New("smtp: too long a line in input stream")
@@ -16,6 +17,9 @@ type lineLimitReader struct {
 	LineLimit int
 
 	curLineLength int
+	// ds2mb patch: when > 0, each Read first moves R's read deadline this
+	// far ahead (Server.CommandTimeout for DATA: an inactivity timeout).
+	idle time.Duration
 }
 
 func (r *lineLimitReader) Read(b []byte) (int, error) {
@@ -23,6 +27,11 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 		return 0, ErrTooLongLine
 	}
 
+	if r.idle > 0 {
+		if dl, ok := r.R.(interface{ SetReadDeadline(time.Time) error }); ok {
+			dl.SetReadDeadline(time.Now().Add(r.idle))
+		}
+	}
 	n, err := r.R.Read(b)
 	if err != nil {
 		return n, err

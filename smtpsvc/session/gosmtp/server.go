@@ -108,6 +108,12 @@ type Server struct {
 	// connection, the server replies "421 4.7.0 Too many errors, closing
 	// connection" and closes it.
 	MaxErrors int
+	// CommandTimeout, when set, returns the inactivity timeout that
+	// follows the client's last command, by its verb in upper case: ""
+	// right after connecting, then "EHLO", "MAIL", "RCPT", …; for "DATA" it
+	// bounds each read of the message (an idle client mid-message gets
+	// "421 4.4.2" and is disconnected). 0 = ReadTimeout.
+	CommandTimeout func(verb string) time.Duration
 
 	wg   sync.WaitGroup
 	done chan struct{}

@@ -1,0 +1,107 @@
+package session_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// idleOut reads the reply an idle session gets and checks the connection
+// closes after it.
+func (r *raw) idleOut() {
+	r.t.Helper()
+	if code, msg := r.read(); itoa(code)+" "+msg != "421 4.4.2 Idle timeout, bye bye" {
+		r.t.Fatalf("idle session got %d %s, want 421 4.4.2", code, msg)
+	}
+	r.closed()
+}
+
+// slowly writes s in pieces with a pause before each, the pauses adding up
+// to more than one second.
+func (r *raw) slowly(s string, pieces int, pause time.Duration) {
+	r.t.Helper()
+	step := (len(s) + pieces - 1) / pieces
+	for len(s) > 0 {
+		time.Sleep(pause)
+		n := min(step, len(s))
+		if _, err := r.c.Write([]byte(s[:n])); err != nil {
+			r.t.Fatal(err)
+		}
+		s = s[n:]
+	}
+}
+
+// TestCommandTimeouts: each Smtp…Timeout (1 second here, ConnectionTimeout
+// staying 600) closes a session idle after its command with 421 4.4.2,
+// and does not apply after other commands; SmtpDataTimeout is an
+// inactivity timeout (a message sent slowly but steadily is taken, one
+// that stalls is not); without it, a short timeout of the command before
+// DATA does not cut the message.
+func TestCommandTimeouts(t *testing.T) {
+	const pause = 1500 * time.Millisecond // longer than the 1 s timeouts
+	msg := "Subject: slow\r\n\r\n" + strings.Repeat("line of the message\r\n", 20) + ".\r\n"
+	cases := []struct {
+		name string
+		vs   props
+		run  func(t *testing.T, r *raw)
+	}{
+		{"SmtpConnectTimeout", props{"SmtpConnectTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.idleOut()
+		}},
+		{"SmtpHeloTimeout", props{"SmtpHeloTimeout": "1"}, func(t *testing.T, r *raw) {
+			time.Sleep(pause) // before HELO: ConnectionTimeout
+			r.expect("EHLO client.test", "250")
+			r.idleOut()
+		}},
+		{"SmtpMailFromTimeout", props{"SmtpMailFromTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			time.Sleep(pause)
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.idleOut()
+		}},
+		{"SmtpRcptToTimeout", props{"SmtpRcptToTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			time.Sleep(pause)
+			r.expect("RCPT TO:<user@example.com>", "250")
+			r.idleOut()
+		}},
+		{"SmtpRcptToTimeout does not bound DATA", props{"SmtpRcptToTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			r.expect("DATA", "354")
+			r.slowly(msg, 4, 500*time.Millisecond)
+			if code, m := r.read(); code != 250 {
+				t.Fatalf("slow message: %d %s", code, m)
+			}
+		}},
+		{"SmtpDataTimeout", props{"SmtpDataTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			r.expect("DATA", "354")
+			r.slowly(msg, 5, 400*time.Millisecond) // 2 s in all, never idle 1 s
+			if code, m := r.read(); code != 250 {
+				t.Fatalf("slow but steady message: %d %s", code, m)
+			}
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			r.expect("DATA", "354")
+			r.c.Write([]byte("Subject: stalled\r\n\r\nthe rest never comes\r\n"))
+			r.idleOut()
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := startProps(t, nil, c.vs, nil)
+			c.run(t, dialRaw(t, f.addr))
+			if c.name == "SmtpDataTimeout" {
+				if n := len(spooled(t, f.dir+"/Queue")); n != 1 {
+					t.Errorf("%d messages spooled, want 1 (the stalled one is not)", n)
+				}
+			}
+		})
+	}
+}
