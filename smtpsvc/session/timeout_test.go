@@ -36,7 +36,9 @@ func (r *raw) slowly(s string, pieces int, pause time.Duration) {
 // and does not apply after other commands; SmtpDataTimeout is an
 // inactivity timeout (a message sent slowly but steadily is taken, one
 // that stalls is not); without it, a short timeout of the command before
-// DATA does not cut the message.
+// DATA or BDAT does not cut the message, and ConnectionTimeout from the
+// DATA or BDAT command does: a stalled message gets 421 4.4.2, the
+// connection closes, nothing is spooled.
 func TestCommandTimeouts(t *testing.T) {
 	const pause = 1500 * time.Millisecond // longer than the 1 s timeouts
 	msg := "Subject: slow\r\n\r\n" + strings.Repeat("line of the message\r\n", 20) + ".\r\n"
@@ -76,6 +78,33 @@ func TestCommandTimeouts(t *testing.T) {
 				t.Fatalf("slow message: %d %s", code, m)
 			}
 		}},
+		{"SmtpRcptToTimeout does not bound a BDAT chunk", props{"SmtpRcptToTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			body := strings.TrimSuffix(msg, ".\r\n")
+			r.tp.PrintfLine("BDAT %d LAST", len(body))
+			r.slowly(body, 4, 500*time.Millisecond)
+			if code, m := r.read(); code != 250 {
+				t.Fatalf("slow chunk: %d %s", code, m)
+			}
+		}},
+		{"ConnectionTimeout stalls DATA", props{"ConnectionTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			r.expect("DATA", "354")
+			r.c.Write([]byte("Subject: stalled\r\n\r\nthe rest never comes\r\n"))
+			r.idleOut()
+		}},
+		{"ConnectionTimeout stalls a BDAT chunk", props{"ConnectionTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			r.tp.PrintfLine("BDAT 1000 LAST")
+			r.c.Write([]byte("Subject: stalled\r\n\r\nthe rest never comes\r\n"))
+			r.idleOut()
+		}},
 		{"SmtpDataTimeout", props{"SmtpDataTimeout": "1"}, func(t *testing.T, r *raw) {
 			r.expect("EHLO client.test", "250")
 			r.expect("MAIL FROM:<a@example.org>", "250")
@@ -97,9 +126,10 @@ func TestCommandTimeouts(t *testing.T) {
 			t.Parallel()
 			f := startProps(t, nil, c.vs, nil)
 			c.run(t, dialRaw(t, f.addr))
-			if c.name == "SmtpDataTimeout" {
-				if n := len(spooled(t, f.dir+"/Queue")); n != 1 {
-					t.Errorf("%d messages spooled, want 1 (the stalled one is not)", n)
+			want := map[string]int{"SmtpDataTimeout": 1, "ConnectionTimeout stalls DATA": 0, "ConnectionTimeout stalls a BDAT chunk": 0}
+			if n, ok := want[c.name]; ok {
+				if got := len(spooled(t, f.dir+"/Queue")); got != n {
+					t.Errorf("%d messages spooled, want %d (a stalled one is not)", got, n)
 				}
 			}
 		})

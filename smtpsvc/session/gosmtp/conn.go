@@ -1136,8 +1136,20 @@ func (c *Conn) handleBdat(arg string) {
 		c.lineLimitReader.LineLimit = c.server.MaxLineLength
 	}()
 
+	// ds2mb patch: the chunk is read under a deadline set at its BDAT
+	// command, not the one of the command before; a client idle mid-chunk
+	// is disconnected (what follows would be read as commands).
+	if c.server.ReadTimeout != 0 {
+		c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout))
+	}
 	chunk := io.LimitReader(c.text.R, int64(size))
 	_, err = io.Copy(c.bdatPipe, chunk)
+	if isTimeout(err) {
+		c.reset()
+		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Idle timeout, bye bye")
+		c.Close()
+		return
+	}
 	if err != nil {
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
