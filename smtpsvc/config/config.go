@@ -18,7 +18,8 @@
 // ignored, with a note, rather than read as "deny everyone": IIS's
 // grant/deny mode bits are unsourced (REFERENCE.md §4), and one bad blob
 // replicated from the directory must not lock every client out. (An empty
-// list that does decode grants nobody: it says so.) MaxSmtpErrors 0 and
+// list that does decode grants nobody: it says so. The layout holds IPv4
+// hosts only, so under connection control an IPv6 client is refused.) MaxSmtpErrors 0 and
 // 4294967295 both mean unlimited.
 //
 // SmtpConnectTimeout, SmtpHeloTimeout, SmtpMailFromTimeout,

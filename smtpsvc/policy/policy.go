@@ -14,7 +14,7 @@
 // a hand-written "remote domain" with a smart host is relayed here.)
 //
 // Per-domain relay overrides (REFERENCE.md §1.5): a domain node that is
-// neither local, drop nor relay but sets RelayIpList or RelayForAuth itself
+// neither local, drop, relay nor smart host but sets RelayIpList or RelayForAuth itself
 // decides relay to its domain with its effective values (its own, else its
 // virtual server's, the service's, the default) instead of the virtual
 // server's: such a node may open relay to one domain for authenticated

@@ -20,7 +20,9 @@
 //     after MAIL, SmtpRcptToTimeout after RCPT, SmtpDataTimeout between
 //     reads of the message after DATA (an idle client mid-message gets
 //     "421 4.4.2" and is disconnected; without SmtpDataTimeout the
-//     ConnectionTimeout counted from the DATA command bounds the message).
+//     ConnectionTimeout counted from the DATA command bounds the message,
+//     and from the BDAT command its chunk). The other Smtp…Timeout
+//     properties are not read.
 //   - MaxMessageSize: "552 5.3.4" (also for MAIL SIZE=); MaxSessionSize:
 //     bytes of message data over the session, "552 5.3.4" past it;
 //     MaxRecipients: "452 4.5.3 Too many recipients"; HopCount: more
