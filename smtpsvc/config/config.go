@@ -23,9 +23,11 @@
 // 4294967295 both mean unlimited.
 //
 // SmtpConnectTimeout, SmtpHeloTimeout, SmtpMailFromTimeout,
-// SmtpRcptToTimeout and SmtpDataTimeout (seconds; 0 = ConnectionTimeout)
-// become VirtualServer.Timeouts. The other Smtp…Timeout properties (BDAT,
-// AUTH, SASL, TURN, RSET) are not read: ConnectionTimeout applies there.
+// SmtpRcptToTimeout, SmtpDataTimeout, SmtpBdatTimeout and SmtpRsetTimeout
+// (seconds; 0 = ConnectionTimeout) become VirtualServer.Timeouts. The
+// other Smtp…Timeout properties (AUTH, SASL, TURN) are not read, their
+// split of the AUTH exchange being unsourced: ConnectionTimeout applies
+// there.
 //
 // Build refuses a tree whole: its error lists every problem as
 // "Location: property: reason", and nothing of a refused tree is used.
@@ -99,6 +101,8 @@ type CommandTimeouts struct {
 	MailFrom time.Duration // SmtpMailFromTimeout: after MAIL FROM
 	RcptTo   time.Duration // SmtpRcptToTimeout: after RCPT TO
 	Data     time.Duration // SmtpDataTimeout: between reads of the message after DATA
+	Bdat     time.Duration // SmtpBdatTimeout: after BDAT (the next chunk or command)
+	Rset     time.Duration // SmtpRsetTimeout: after RSET
 }
 
 // Domain is one /LM/SmtpSvc/<n>/Domain/<name> node, read by its RouteAction
@@ -399,7 +403,8 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 	vs.MaxSmtpErrors = int(min(b.limit(loc, "MaxSmtpErrors"), 1<<31-1))
 	secs := func(name string) time.Duration { return time.Duration(b.limit(loc, name)) * time.Second }
 	vs.Timeouts = CommandTimeouts{Connect: secs("SmtpConnectTimeout"), Helo: secs("SmtpHeloTimeout"),
-		MailFrom: secs("SmtpMailFromTimeout"), RcptTo: secs("SmtpRcptToTimeout"), Data: secs("SmtpDataTimeout")}
+		MailFrom: secs("SmtpMailFromTimeout"), RcptTo: secs("SmtpRcptToTimeout"), Data: secs("SmtpDataTimeout"),
+		Bdat: secs("SmtpBdatTimeout"), Rset: secs("SmtpRsetTimeout")}
 	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
 	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
 

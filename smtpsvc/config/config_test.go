@@ -347,8 +347,9 @@ func TestConnectionSettings(t *testing.T) {
 // and a change changes the fingerprint.
 func TestCommandTimeouts(t *testing.T) {
 	vs := build(t, tree(map[string]string{"SmtpHeloTimeout": "30"}, map[string]string{
-		"SmtpConnectTimeout": "10", "SmtpMailFromTimeout": "0", "SmtpRcptToTimeout": "4294967295", "SmtpDataTimeout": "120"}))
-	want := config.CommandTimeouts{Connect: 10 * time.Second, Helo: 30 * time.Second, Data: 2 * time.Minute}
+		"SmtpConnectTimeout": "10", "SmtpMailFromTimeout": "0", "SmtpRcptToTimeout": "4294967295", "SmtpDataTimeout": "120",
+		"SmtpBdatTimeout": "60", "SmtpRsetTimeout": "5"}))
+	want := config.CommandTimeouts{Connect: 10 * time.Second, Helo: 30 * time.Second, Data: 2 * time.Minute, Bdat: time.Minute, Rset: 5 * time.Second}
 	if vs.Timeouts != want {
 		t.Errorf("Timeouts %+v, want %+v", vs.Timeouts, want)
 	}

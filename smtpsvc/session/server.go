@@ -119,6 +119,10 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 				return to.RcptTo
 			case "DATA":
 				return to.Data
+			case "BDAT":
+				return to.Bdat
+			case "RSET":
+				return to.Rset
 			}
 			return 0
 		}

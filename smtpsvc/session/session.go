@@ -17,12 +17,14 @@
 //   - ConnectionTimeout: idle time before "421 4.4.2". Per command
 //     (0 = ConnectionTimeout): SmtpConnectTimeout from the greeting to the
 //     first command, SmtpHeloTimeout after HELO/EHLO, SmtpMailFromTimeout
-//     after MAIL, SmtpRcptToTimeout after RCPT, SmtpDataTimeout between
+//     after MAIL, SmtpRcptToTimeout after RCPT, SmtpBdatTimeout after BDAT
+//     (the next command, or the next chunk), SmtpRsetTimeout after RSET,
+//     SmtpDataTimeout between
 //     reads of the message after DATA (an idle client mid-message gets
 //     "421 4.4.2" and is disconnected; without SmtpDataTimeout the
 //     ConnectionTimeout counted from the DATA command bounds the message,
-//     and from the BDAT command its chunk). The other Smtp…Timeout
-//     properties are not read.
+//     and from the BDAT command its chunk). SmtpAuthTimeout,
+//     SmtpSaslTimeout and SmtpTurnTimeout are not read.
 //   - MaxMessageSize: "552 5.3.4" (also for MAIL SIZE=); MaxSessionSize:
 //     bytes of message data over the session, "552 5.3.4" past it;
 //     MaxRecipients: "452 4.5.3 Too many recipients"; HopCount: more

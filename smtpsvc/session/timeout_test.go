@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -105,6 +106,24 @@ func TestCommandTimeouts(t *testing.T) {
 			r.c.Write([]byte("Subject: stalled\r\n\r\nthe rest never comes\r\n"))
 			r.idleOut()
 		}},
+		{"SmtpBdatTimeout", props{"SmtpBdatTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			r.expect("MAIL FROM:<a@example.org>", "250")
+			r.expect("RCPT TO:<user@example.com>", "250")
+			body := strings.TrimSuffix(msg, ".\r\n")
+			r.tp.PrintfLine("BDAT %d", len(body))
+			r.slowly(body, 5, 400*time.Millisecond) // 2 s in all, never idle 1 s
+			if code, m := r.read(); code != 250 {
+				t.Fatalf("slow but steady chunk: %d %s", code, m)
+			}
+			r.idleOut() // no next chunk
+		}},
+		{"SmtpRsetTimeout", props{"SmtpRsetTimeout": "1"}, func(t *testing.T, r *raw) {
+			r.expect("EHLO client.test", "250")
+			time.Sleep(pause)
+			r.expect("RSET", "250")
+			r.idleOut()
+		}},
 		{"SmtpDataTimeout", props{"SmtpDataTimeout": "1"}, func(t *testing.T, r *raw) {
 			r.expect("EHLO client.test", "250")
 			r.expect("MAIL FROM:<a@example.org>", "250")
@@ -121,17 +140,27 @@ func TestCommandTimeouts(t *testing.T) {
 			r.idleOut()
 		}},
 	}
+	// The cases mostly wait; run them all at once (t.Run from several
+	// goroutines, not t.Parallel, whose limit is GOMAXPROCS).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			f := startProps(t, nil, c.vs, nil)
-			c.run(t, dialRaw(t, f.addr))
-			want := map[string]int{"SmtpDataTimeout": 1, "ConnectionTimeout stalls DATA": 0, "ConnectionTimeout stalls a BDAT chunk": 0}
-			if n, ok := want[c.name]; ok {
-				if got := len(spooled(t, f.dir+"/Queue")); got != n {
-					t.Errorf("%d messages spooled, want %d (a stalled one is not)", got, n)
-				}
-			}
-		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(c.name, func(t *testing.T) { runTimeoutCase(t, c.vs, c.name, c.run) })
+		}()
+	}
+}
+
+// runTimeoutCase serves one case of TestCommandTimeouts.
+func runTimeoutCase(t *testing.T, vs props, name string, run func(t *testing.T, r *raw)) {
+	f := startProps(t, nil, vs, nil)
+	run(t, dialRaw(t, f.addr))
+	want := map[string]int{"SmtpDataTimeout": 1, "ConnectionTimeout stalls DATA": 0, "ConnectionTimeout stalls a BDAT chunk": 0, "SmtpBdatTimeout": 0}
+	if n, ok := want[name]; ok {
+		if got := len(spooled(t, f.dir+"/Queue")); got != n {
+			t.Errorf("%d messages spooled, want %d (a stalled one is not)", got, n)
+		}
 	}
 }

@@ -1139,7 +1139,11 @@ func (c *Conn) handleBdat(arg string) {
 	// ds2mb patch: the chunk is read under a deadline set at its BDAT
 	// command, not the one of the command before; a client idle mid-chunk
 	// is disconnected (what follows would be read as commands).
-	if c.server.ReadTimeout != 0 {
+	// Server.CommandTimeout("BDAT") bounds each read of the chunk instead.
+	if f := c.server.CommandTimeout; f != nil && f("BDAT") > 0 {
+		c.lineLimitReader.idle = f("BDAT")
+		defer func() { c.lineLimitReader.idle = 0 }()
+	} else if c.server.ReadTimeout != 0 {
 		c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout))
 	}
 	chunk := io.LimitReader(c.text.R, int64(size))

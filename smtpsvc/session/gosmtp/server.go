@@ -110,9 +110,10 @@ type Server struct {
 	MaxErrors int
 	// CommandTimeout, when set, returns the inactivity timeout that
 	// follows the client's last command, by its verb in upper case: ""
-	// right after connecting, then "EHLO", "MAIL", "RCPT", …; for "DATA" it
-	// bounds each read of the message (an idle client mid-message gets
-	// "421 4.4.2" and is disconnected). 0 = ReadTimeout.
+	// right after connecting, then "EHLO", "MAIL", "RCPT", …; for "DATA"
+	// and "BDAT" it also bounds each read of the message or chunk (an idle
+	// client mid-message gets "421 4.4.2" and is disconnected).
+	// 0 = ReadTimeout.
 	CommandTimeout func(verb string) time.Duration
 
 	wg   sync.WaitGroup
