@@ -223,25 +223,21 @@ func WriteMetrics(w io.Writer, st Status) {
 
 	servers := append([]Server(nil), st.Servers...)
 	sort.Slice(servers, func(i, j int) bool { return servers[i].Instance < servers[j].Instance })
-	metric("smtpsvc_virtual_server_running", "gauge", "1 when the virtual server is serving.")
-	for _, s := range servers {
-		fmt.Fprintf(&b, "smtpsvc_virtual_server_running{%s} %d\n", vsLabel(s), b2i(s.Running))
+	perServer := []struct {
+		name, kind, help string
+		value            func(Server) int64
+	}{
+		{"smtpsvc_virtual_server_running", "gauge", "1 when the virtual server is serving.", func(s Server) int64 { return int64(b2i(s.Running)) }},
+		{"smtpsvc_sessions_open", "gauge", "SMTP sessions open now.", func(s Server) int64 { return int64(s.SessionsOpen) }},
+		{"smtpsvc_connections_total", "counter", "Connections accepted.", func(s Server) int64 { return int64(s.Connections) }},
+		{"smtpsvc_connections_refused_total", "counter", "Connections refused over MaxConnections.", func(s Server) int64 { return int64(s.TooMany) }},
+		{"smtpsvc_connections_denied_total", "counter", "Connections refused by IPSecurity.", func(s Server) int64 { return int64(s.Denied) }},
 	}
-	metric("smtpsvc_sessions_open", "gauge", "SMTP sessions open now.")
-	for _, s := range servers {
-		fmt.Fprintf(&b, "smtpsvc_sessions_open{%s} %d\n", vsLabel(s), s.SessionsOpen)
-	}
-	metric("smtpsvc_connections_total", "counter", "Connections accepted.")
-	for _, s := range servers {
-		fmt.Fprintf(&b, "smtpsvc_connections_total{%s} %d\n", vsLabel(s), s.Connections)
-	}
-	metric("smtpsvc_connections_refused_total", "counter", "Connections refused over MaxConnections.")
-	for _, s := range servers {
-		fmt.Fprintf(&b, "smtpsvc_connections_refused_total{%s} %d\n", vsLabel(s), s.TooMany)
-	}
-	metric("smtpsvc_connections_denied_total", "counter", "Connections refused by IPSecurity.")
-	for _, s := range servers {
-		fmt.Fprintf(&b, "smtpsvc_connections_denied_total{%s} %d\n", vsLabel(s), s.Denied)
+	for _, m := range perServer {
+		metric(m.name, m.kind, m.help)
+		for _, s := range servers {
+			fmt.Fprintf(&b, "%s{%s} %d\n", m.name, vsLabel(s), m.value(s))
+		}
 	}
 	metric("smtpsvc_messages_total", "counter", "Messages by outcome.")
 	for _, s := range servers {
