@@ -371,6 +371,41 @@ func TestBDATReset(t *testing.T) {
 	}
 }
 
+// TestBDATCutShort: a client that announces "BDAT 1000 LAST", sends part of
+// the chunk and half-closes (or drops) the connection gets no 250, and
+// nothing is spooled: a truncated message is never taken as a whole one.
+func TestBDATCutShort(t *testing.T) {
+	f := startProps(t, nil, nil, nil)
+	for _, halfClose := range []bool{true, false} {
+		r := dialRaw(t, f.addr)
+		r.expect("EHLO c.test", "250")
+		r.expect("MAIL FROM:<a@example.org>", "250")
+		r.expect("RCPT TO:<b@example.com>", "250")
+		part := "Subject: cut\r\n\r\nonly part of it\r\n"
+		r.tp.PrintfLine("BDAT 1000 LAST")
+		r.c.Write([]byte(part))
+		if halfClose {
+			r.c.(*net.TCPConn).CloseWrite()
+			code, msg, _ := r.tp.ReadResponse(0)
+			if code == 250 {
+				t.Fatalf("half-closed inside a chunk: got %d %s, want no 250", code, msg)
+			}
+		} else {
+			r.c.Close()
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.stats.SessionsOpen.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if files := spooled(t, f.vs.QueueDir); len(files) != 0 {
+		t.Fatalf("spooled %v from transfers cut inside a chunk", files)
+	}
+	if got := f.stats.MessagesAccepted.Load(); got != 0 {
+		t.Fatalf("MessagesAccepted = %d, want 0", got)
+	}
+}
+
 // TestNetSMTPClient: the standard library's client sends through the
 // server (several messages on one connection), each spooled before its 250.
 func TestNetSMTPClient(t *testing.T) {

@@ -1147,7 +1147,17 @@ func (c *Conn) handleBdat(arg string) {
 		c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout))
 	}
 	chunk := io.LimitReader(c.text.R, int64(size))
-	_, err = io.Copy(c.bdatPipe, chunk)
+	n, err := io.Copy(c.bdatPipe, chunk)
+	if err == nil && n < int64(size) {
+		// ds2mb patch: the connection ended inside the chunk. io.Copy
+		// reports that as a clean end, which would hand the backend a
+		// truncated message as if it were whole; fail the transfer
+		// instead, so nothing is committed, and end the session.
+		c.reset()
+		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Connection ended inside a BDAT chunk, message not accepted")
+		c.Close()
+		return
+	}
 	if isTimeout(err) {
 		c.reset()
 		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Idle timeout, bye bye")
