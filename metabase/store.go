@@ -118,6 +118,16 @@ func (s *Store) Save(t *Tree) (written bool, err error) {
 		s.removeStaleTemps()
 	}
 	curVersion, curBody := s.current()
+	if curBody != nil && curVersion > 0 {
+		// A save that died between its rename and its history copy (or whose
+		// copy failed) left the live version out of the history; record it
+		// now, so every version that was live can be listed and restored.
+		if _, err := os.Stat(s.historyName(curVersion)); errors.Is(err, os.ErrNotExist) {
+			if err := s.record(curVersion, withVersion(curBody, curVersion)); err != nil {
+				return false, fmt.Errorf("recording the live version %d in the history: %w", curVersion, err)
+			}
+		}
+	}
 	body := t.body()
 	if curBody != nil && bytes.Equal(body, curBody) {
 		t.Version = curVersion

@@ -296,3 +296,30 @@ func TestTwoStoresGetDistinctVersions(t *testing.T) {
 		t.Fatalf("history %v, want versions 1–%d", vs, 2*each)
 	}
 }
+
+// TestSaveRecordsMissingHistoryCopy: a version that went live without its
+// history copy (a crash between the rename and the copy) is recorded by the
+// next Save, even one that writes nothing, so it can still be restored.
+func TestSaveRecordsMissingHistoryCopy(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(filepath.Join(dir, "MetaBase.xml"))
+	tr := New()
+	tr.Ensure(schema.ServerLocation(1), ClassServer).Set("MaxRecipients", "10")
+	if _, err := s.Save(tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(s.HistoryFile(tr.Version)); err != nil {
+		t.Fatal(err)
+	}
+	again := tr.Clone()
+	if written, err := s.Save(again); err != nil || written {
+		t.Fatalf("unchanged Save: written=%v err=%v", written, err)
+	}
+	got, err := s.Version(tr.Version)
+	if err != nil {
+		t.Fatalf("version %d not back in the history: %v", tr.Version, err)
+	}
+	if !got.Equal(tr) {
+		t.Fatalf("history copy of version %d differs: %v", tr.Version, Diff(tr, got))
+	}
+}
