@@ -543,24 +543,17 @@ func (s *Supervisor) acceptLoop(l *listener) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				delay = min(max(delay*2, 5*time.Millisecond), time.Second)
-				s.event(Event{Kind: "accept-error", Addr: l.addr, Err: err})
-				time.Sleep(delay)
-				continue
-			}
+			// Any other error (EMFILE, ENOBUFS, a firewall's EPERM …) is
+			// retried with backoff: giving up would leave a socket that
+			// accepts connections nobody greets.
+			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
 			s.event(Event{Kind: "accept-error", Addr: l.addr, Err: err})
-			return
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		s.dispatch(l.addr, c)
 	}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 // dispatch hands a connection to the virtual server routed for addr.
