@@ -140,6 +140,10 @@ func (n *Node) Remove(name string) bool {
 	return false
 }
 
+// Empty reports whether the node holds no property and no kept child
+// element.
+func (n *Node) Empty() bool { return len(n.props) == 0 && len(n.extra) == 0 }
+
 // Clone returns a deep copy of the node.
 func (n *Node) Clone() *Node {
 	c := &Node{Class: n.Class, Location: n.Location, props: slices.Clone(n.props)}

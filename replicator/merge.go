@@ -20,7 +20,8 @@ import (
 //     EvLocalEditOverwritten.
 //   - Properties and nodes it owned before and no longer renders are
 //     removed: a node it created is deleted whole, on a node it did not
-//     create only its own properties go.
+//     create only its own properties go (and the node too when nothing
+//     else is left on or below it).
 //   - Anything it never owned is left untouched.
 //   - A refused value keeps its last good value (what prev says it wrote),
 //     or is left out so that the default or inherited value applies; an
@@ -114,7 +115,11 @@ func Merge(cur *metabase.Tree, d *Rendered, prev map[string]*OwnedNode) (*metaba
 		// The rendered map is the caller's to discard: share it.
 		owned[k] = &OwnedNode{Class: dn.Class, Created: created, Origin: dn.Origin, Props: dn.Props}
 	}
-	for _, k := range slices.Sorted(maps.Keys(prev)) {
+	// Children before parents, so that a parent emptied here sees whether
+	// anything is still left below it.
+	gone := slices.Sorted(maps.Keys(prev))
+	slices.Reverse(gone)
+	for _, k := range gone {
 		if _, ok := desired[k]; ok {
 			continue
 		}
@@ -130,6 +135,15 @@ func Merge(cur *metabase.Tree, d *Rendered, prev map[string]*OwnedNode) (*metaba
 		}
 		for name := range pn.Props {
 			n.Remove(name)
+		}
+		// A node left with nothing on it and nothing below held only what
+		// the replicator wrote: remove it too. This covers a node whose
+		// creation the state did not record (ds2mb stopped between saving
+		// the metabase and saving its state); left behind, an empty virtual
+		// server would take every default, ":25:" and AutoStart included.
+		if n.Empty() && len(out.Below(k)) == 0 {
+			out.Delete(k)
+			evs = append(evs, Event{ID: EvNodeRemoved, Severity: SevInfo, Message: "node removed: nothing was left on it but what the directory rendered", Location: n.Location})
 		}
 	}
 

@@ -108,3 +108,40 @@ func TestMergeLastGood(t *testing.T) {
 		t.Errorf("no event for the refused binding")
 	}
 }
+
+// TestMergeRemovesNodeLeftEmpty reproduces ds2mb stopping between saving the
+// metabase and saving its state: the replayed merge finds virtual server 2
+// already in the file and records it as not created. When its directory
+// object goes, the node must still go, not stay behind empty (an empty
+// virtual server would take every default, ":25:" included), while a node
+// that keeps a local property stays.
+func TestMergeRemovesNodeLeftEmpty(t *testing.T) {
+	m := baseMirror()
+	written, _, _ := mergeOK(t, metabase.New(), m, nil) // the save whose state was lost
+	written.Ensure("/LM/SmtpSvc/1", metabase.ClassServer).Set("PostmasterEmail", "pm@example.com")
+	_, owned, _ := mergeOK(t, written, m, nil) // the replay, from the old state
+	if owned["/lm/smtpsvc/2"] == nil || owned["/lm/smtpsvc/2"].Created {
+		t.Fatalf("setup: the replay should own /LM/SmtpSvc/2 without having created it: %+v", owned["/lm/smtpsvc/2"])
+	}
+	for uuid, o := range m {
+		if o.DN == vs2DN || o.DN == vs1DN {
+			delete(m, uuid)
+		}
+	}
+	out, _, evs := mergeOK(t, written, m, owned)
+	if out.Node("/LM/SmtpSvc/2") != nil {
+		t.Errorf("virtual server 2 left behind after its object was deleted:\n%s", out.Bytes())
+	}
+	if n := out.Node("/LM/SmtpSvc/1"); n == nil || n.Text("PostmasterEmail") != "pm@example.com" || n.Text("MaxRecipients") != "" {
+		t.Errorf("virtual server 1 should keep only its local property: %v", n)
+	}
+	removed := false
+	for _, e := range evs {
+		if e.ID == EvNodeRemoved && e.Location == "/LM/SmtpSvc/2" {
+			removed = true
+		}
+	}
+	if !removed {
+		t.Errorf("no node-removed event for /LM/SmtpSvc/2: %+v", evs)
+	}
+}
