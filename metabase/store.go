@@ -102,7 +102,19 @@ func (s *Store) Load() (*Tree, error) {
 // The next version is one more than the highest of the current file's and
 // the history folder's, so an unreadable current file (replaced by the save)
 // does not reset the numbering.
-func (s *Store) Save(t *Tree) (written bool, err error) {
+func (s *Store) Save(t *Tree) (written bool, err error) { return s.save(t, nil) }
+
+// ErrChanged is returned by SaveOver when the file is no longer the version
+// the tree was derived from.
+var ErrChanged = errors.New("metabase changed since it was read")
+
+// SaveOver is Save for a tree derived from version base of the file: under
+// the store's lock it saves only if the file is still at base, and returns
+// ErrChanged otherwise, so that a writer that merges into the file (the
+// replicator) cannot undo a save made meanwhile by another (mbctl restore).
+func (s *Store) SaveOver(t *Tree, base uint64) (written bool, err error) { return s.save(t, &base) }
+
+func (s *Store) save(t *Tree, base *uint64) (written bool, err error) {
 	if probs := t.Validate(); probs != nil {
 		return false, fmt.Errorf("refusing to save an invalid metabase: %w", probs)
 	}
@@ -118,6 +130,9 @@ func (s *Store) Save(t *Tree) (written bool, err error) {
 		s.removeStaleTemps()
 	}
 	curVersion, curBody := s.current()
+	if base != nil && curVersion != *base {
+		return false, fmt.Errorf("%s: %w (version %d now, %d when read)", s.Path, ErrChanged, curVersion, *base)
+	}
 	if curBody != nil && curVersion > 0 {
 		// A save that died between its rename and its history copy (or whose
 		// copy failed) left the live version out of the history; record it

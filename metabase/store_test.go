@@ -2,6 +2,7 @@ package metabase
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -321,5 +322,33 @@ func TestSaveRecordsMissingHistoryCopy(t *testing.T) {
 	}
 	if !got.Equal(tr) {
 		t.Fatalf("history copy of version %d differs: %v", tr.Version, Diff(tr, got))
+	}
+}
+
+// TestSaveOverRefusesAChangedFile: a tree derived from an older version is
+// not saved over a newer one; the file is left as the other writer made it.
+func TestSaveOverRefusesAChangedFile(t *testing.T) {
+	s := Open(filepath.Join(t.TempDir(), "MetaBase.xml"))
+	a := New()
+	a.Ensure(schema.ServerLocation(1), ClassServer).Set("MaxRecipients", "10")
+	if _, err := s.Save(a); err != nil {
+		t.Fatal(err)
+	}
+	derived := a.Clone() // read at version 1
+	derived.Node(schema.ServerLocation(1)).Set("MaxRecipients", "20")
+	other := a.Clone() // another writer saves version 2 meanwhile
+	other.Node(schema.ServerLocation(1)).Set("MaxRecipients", "30")
+	if _, err := s.Save(other); err != nil {
+		t.Fatal(err)
+	}
+	if written, err := s.SaveOver(derived, a.Version); !errors.Is(err, ErrChanged) || written {
+		t.Fatalf("SaveOver on a changed file: written=%v err=%v, want ErrChanged", written, err)
+	}
+	cur, err := s.Load()
+	if err != nil || cur.Node(schema.ServerLocation(1)).Text("MaxRecipients") != "30" {
+		t.Fatalf("file after a refused SaveOver: %v %v", err, cur.Node(schema.ServerLocation(1)))
+	}
+	if written, err := s.SaveOver(derived, other.Version); err != nil || !written {
+		t.Fatalf("SaveOver on the current version: written=%v err=%v", written, err)
 	}
 }

@@ -396,6 +396,7 @@ func (r *Replicator) save() error {
 	r.renders.Add(1)
 	var out *metabase.Tree
 	var owned map[string]*OwnedNode
+	var written bool
 	for attempt := 0; ; attempt++ {
 		rend := Render(r.mirror, r.o.Server) // Merge consumes it
 		if attempt == 0 {
@@ -418,16 +419,22 @@ func (r *Replicator) save() error {
 		if attempt < 3 && !statSig(r.o.Metabase).same(sig) {
 			continue // changed under us: merge again
 		}
+		// Saved only over the version merged from: a save by another
+		// writer in between (mbctl restore) is merged into, never undone.
+		written, err = r.store.SaveOver(out, cur.Version)
+		if errors.Is(err, metabase.ErrChanged) && attempt < 8 {
+			r.lastTree = nil
+			continue
+		}
+		if err != nil {
+			r.lastTree = nil
+			r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "metabase save failed", Reason: err.Error()})
+			return err
+		}
 		for _, e := range evs {
 			r.emit(e)
 		}
 		break
-	}
-	written, err := r.store.Save(out)
-	if err != nil {
-		r.lastTree = nil
-		r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "metabase save failed", Reason: err.Error()})
-		return err
 	}
 	if written {
 		r.saves.Add(1)
