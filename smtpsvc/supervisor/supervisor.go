@@ -24,10 +24,20 @@
 //
 // MaxConnections is enforced in the accept loop, per virtual server: past
 // the limit a client gets "421 4.3.2 Too many connections, try later".
+//
+// Secure bindings (Spec.SecureBindings, implicit TLS as in RFC 8314) are
+// listeners like the others, in the same build-beside/swap/drain cycle; an
+// address is plain or secure, never both. A connection accepted on a secure
+// address has its TLS handshake done in a goroutine of its own (never in
+// the accept loop), with the virtual server's Spec.TLSConfig and a deadline
+// of Spec.HandshakeTimeout; only a completed handshake is handed to the
+// server, as a *tls.Conn, so the session sees TLS from its greeting on. A
+// failed handshake is closed without a word of SMTP.
 package supervisor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -44,7 +54,8 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultDrainTimeout = 10 * time.Minute
+	DefaultDrainTimeout     = 10 * time.Minute
+	DefaultHandshakeTimeout = time.Minute // TLS handshake on a secure binding
 )
 
 // Spec is one virtual server of one configuration, as the supervisor needs
@@ -55,6 +66,14 @@ type Spec struct {
 	Bindings       []schema.Binding
 	Fingerprint    string // equal fingerprints: nothing changed, keep the running server
 	MaxConnections int    // 0 = unlimited
+	// SecureBindings are addresses served with implicit TLS; they need
+	// TLSConfig. An address may not be in both Bindings and SecureBindings.
+	SecureBindings []schema.Binding
+	// TLSConfig is the server side of the handshake on SecureBindings.
+	TLSConfig *tls.Config
+	// HandshakeTimeout bounds the TLS handshake on a secure binding;
+	// 0 = DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 	// New builds the server of this virtual server, not yet serving. It is
 	// called only when the virtual server is new or its Fingerprint changed.
 	New func() (Server, error)
@@ -96,11 +115,20 @@ type Event struct {
 type BindError struct {
 	Instance int
 	Binding  schema.Binding
+	Secure   bool // the binding is one of SecureBindings
 	Err      error
 }
 
+// Property is the metabase property the binding comes from.
+func (e *BindError) Property() string {
+	if e.Secure {
+		return "SecureBindings"
+	}
+	return "ServerBindings"
+}
+
 func (e *BindError) Error() string {
-	return fmt.Sprintf("%s: ServerBindings: cannot listen on %s: %v", schema.ServerLocation(e.Instance), e.Binding.Addr(), e.Err)
+	return fmt.Sprintf("%s: %s: cannot listen on %s: %v", schema.ServerLocation(e.Instance), e.Property(), e.Binding.Addr(), e.Err)
 }
 
 func (e *BindError) Unwrap() error { return e.Err }
@@ -131,7 +159,7 @@ type Supervisor struct {
 	running   map[int]*vserver     // current generation by instance
 	specs     map[int]Spec         // every virtual server of the current configuration
 	version   uint64
-	routes    atomic.Pointer[map[string]*vserver]
+	routes    atomic.Pointer[map[string]route]
 	counters  map[int]*Counters // by instance, kept across generations
 	cmu       sync.Mutex        // guards counters map
 	draining  map[*vserver]struct{}
@@ -161,7 +189,7 @@ func New(o Options) *Supervisor {
 		counters:  map[int]*Counters{},
 		draining:  map[*vserver]struct{}{},
 	}
-	empty := map[string]*vserver{}
+	empty := map[string]route{}
 	s.routes.Store(&empty)
 	return s
 }
@@ -182,6 +210,12 @@ func (s *Supervisor) CountersFor(instance int) *Counters {
 		s.counters[instance] = c
 	}
 	return c
+}
+
+// route is where connections accepted on one address go.
+type route struct {
+	v      *vserver
+	secure bool // implicit TLS: handshake before handing over
 }
 
 // vserver is one generation of one virtual server.
@@ -241,6 +275,7 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 	want := map[int]Spec{}
 	addrOwner := map[string]int{}
 	addrBinding := map[string]schema.Binding{}
+	addrSecure := map[string]bool{}
 	for _, sp := range specs {
 		if _, dup := want[sp.Instance]; dup {
 			return res, fmt.Errorf("%s: virtual server given twice", schema.ServerLocation(sp.Instance))
@@ -249,13 +284,20 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 		if !sp.AutoStart {
 			continue
 		}
-		for _, b := range sp.Bindings {
-			a := b.Addr()
+		if len(sp.SecureBindings) > 0 && sp.TLSConfig == nil {
+			return res, &BuildError{Instance: sp.Instance, Err: errors.New("SecureBindings: no TLS certificate")}
+		}
+		for i, b := range slices.Concat(sp.Bindings, sp.SecureBindings) {
+			a, secure := b.Addr(), i >= len(sp.Bindings)
 			if other, dup := addrOwner[a]; dup && other != sp.Instance {
-				return res, &BindError{Instance: sp.Instance, Binding: b, Err: fmt.Errorf("also bound by %s", schema.ServerLocation(other))}
+				return res, &BindError{Instance: sp.Instance, Binding: b, Secure: secure, Err: fmt.Errorf("also bound by %s", schema.ServerLocation(other))}
+			}
+			if was, dup := addrSecure[a]; dup && was != secure {
+				return res, &BindError{Instance: sp.Instance, Binding: b, Secure: true, Err: errors.New("in both ServerBindings and SecureBindings")}
 			}
 			addrOwner[a] = sp.Instance
 			addrBinding[a] = b
+			addrSecure[a] = secure
 		}
 	}
 
@@ -290,7 +332,7 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 		}
 		if err != nil {
 			undo()
-			return res, &BindError{Instance: addrOwner[a], Binding: addrBinding[a], Err: err}
+			return res, &BindError{Instance: addrOwner[a], Binding: addrBinding[a], Secure: addrSecure[a], Err: err}
 		}
 		newListeners[a] = &listener{addr: a, ln: ln, done: make(chan struct{})}
 	}
@@ -307,7 +349,8 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 			res.Stopped = append(res.Stopped, inst)
 			continue
 		}
-		if cur, ok := s.running[inst]; ok && cur.spec.Fingerprint == sp.Fingerprint && sp.Fingerprint != "" && sameBindings(cur.spec.Bindings, sp.Bindings) {
+		if cur, ok := s.running[inst]; ok && cur.spec.Fingerprint == sp.Fingerprint && sp.Fingerprint != "" &&
+			sameBindings(cur.spec.Bindings, sp.Bindings) && sameBindings(cur.spec.SecureBindings, sp.SecureBindings) {
 			// Unchanged (the fingerprint covers every setting, MaxConnections
 			// included): keep the server and its spec.
 			next[inst] = cur
@@ -326,8 +369,8 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 			return res, &BuildError{Instance: inst, Err: err}
 		}
 		var addr net.Addr = &net.TCPAddr{}
-		if len(sp.Bindings) > 0 {
-			if a, err := net.ResolveTCPAddr("tcp", sp.Bindings[0].Addr()); err == nil {
+		if all := slices.Concat(sp.Bindings, sp.SecureBindings); len(all) > 0 {
+			if a, err := net.ResolveTCPAddr("tcp", all[0].Addr()); err == nil {
 				addr = a
 			}
 		}
@@ -361,9 +404,9 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 	}
 
 	// 4. Swap the routing table.
-	routes := make(map[string]*vserver, len(addrOwner))
+	routes := make(map[string]route, len(addrOwner))
 	for a, inst := range addrOwner {
-		routes[a] = next[inst]
+		routes[a] = route{v: next[inst], secure: addrSecure[a]}
 	}
 	s.routes.Store(&routes)
 
@@ -495,7 +538,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		<-l.done
 	}
 	s.listeners = map[string]*listener{}
-	empty := map[string]*vserver{}
+	empty := map[string]route{}
 	s.routes.Store(&empty)
 	dl, ok := ctx.Deadline()
 	d := time.Until(dl)
@@ -556,24 +599,84 @@ func (s *Supervisor) acceptLoop(l *listener) {
 	}
 }
 
-// dispatch hands a connection to the virtual server routed for addr.
+// dispatch hands a connection to the virtual server routed for addr; on a
+// secure address it first does the TLS handshake, in a goroutine of its own
+// so that the accept loop never waits on a client.
 func (s *Supervisor) dispatch(addr string, c net.Conn) {
+	r := (*s.routes.Load())[addr]
+	if r.secure && r.v != nil {
+		go s.handshake(addr, c, r.v.spec)
+		return
+	}
+	s.handOver(addr, c)
+}
+
+// handshake does the server side of implicit TLS on c with the virtual
+// server's certificate, then hands the *tls.Conn over; a client that does
+// not complete the handshake in time is closed without a word of SMTP.
+func (s *Supervisor) handshake(addr string, c net.Conn, sp Spec) {
+	timeout := sp.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	hc := &hookConn{Conn: c}
+	tc := tls.Server(hc, sp.TLSConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	c.SetDeadline(time.Now().Add(timeout))
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	s.handOver(addr, hc, tc)
+}
+
+// hookConn is the plain connection under a secure binding's *tls.Conn:
+// closing the TLS connection closes it, which stops counting it. (The
+// server must get the *tls.Conn itself to see the session as TLS.)
+type hookConn struct {
+	net.Conn
+	tracked atomic.Pointer[trackedConn] // the count to stop on Close
+}
+
+func (h *hookConn) Close() error {
+	if t := h.tracked.Load(); t != nil {
+		t.forget()
+	}
+	return h.Conn.Close()
+}
+
+// handOver gives c to the generation routed for addr, counting it. When
+// secure is set, c is the hookConn under it and secure is what the server
+// gets.
+func (s *Supervisor) handOver(addr string, c net.Conn, secure ...*tls.Conn) {
+	var out net.Conn = c // what the client is answered on when refused
+	if len(secure) > 0 {
+		out = secure[0]
+	}
 	for range 3 {
-		v := (*s.routes.Load())[addr]
+		v := (*s.routes.Load())[addr].v
 		if v == nil {
 			break
 		}
 		cnt := v.counters
 		if !cnt.take(v.spec.MaxConnections) {
 			cnt.Refused.Add(1)
-			go refuse(c, "421 4.3.2 Too many connections, try later\r\n")
+			go refuse(out, "421 4.3.2 Too many connections, try later\r\n")
 			return
 		}
 		tc := &trackedConn{Conn: c, counters: cnt, v: v}
+		var give net.Conn = tc
+		if len(secure) > 0 {
+			c.(*hookConn).tracked.Store(tc)
+			give = secure[0]
+		}
 		v.cmu.Lock()
 		v.conns[tc] = struct{}{}
 		v.cmu.Unlock()
-		if v.ln.deliver(tc) {
+		if v.ln.deliver(give) {
 			cnt.Accepted.Add(1)
 			return
 		}
@@ -581,7 +684,7 @@ func (s *Supervisor) dispatch(addr string, c net.Conn) {
 		// swapped already, so look again.
 		tc.forget()
 	}
-	go refuse(c, "421 4.3.2 Service not available, closing transmission channel\r\n")
+	go refuse(out, "421 4.3.2 Service not available, closing transmission channel\r\n")
 }
 
 // take counts one more open connection unless max (> 0) are open already.
@@ -679,6 +782,7 @@ type VirtualServer struct {
 	AutoStart      bool
 	Running        bool
 	Bindings       []string // listen addresses
+	SecureBindings []string // listen addresses with implicit TLS
 	Fingerprint    string
 	MaxConnections int
 	SessionsOpen   int64
@@ -703,6 +807,9 @@ func (s *Supervisor) State() State {
 		_, vs.Running = s.running[inst]
 		for _, b := range sp.Bindings {
 			vs.Bindings = append(vs.Bindings, b.Addr())
+		}
+		for _, b := range sp.SecureBindings {
+			vs.SecureBindings = append(vs.SecureBindings, b.Addr())
 		}
 		c := s.CountersFor(inst)
 		vs.SessionsOpen, vs.Connections, vs.TooMany = c.Open.Load(), c.Accepted.Load(), c.Refused.Load()

@@ -1,0 +1,123 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ds2mb/ds2mb/schema"
+)
+
+// testCert is a self-signed certificate for 127.0.0.1, made in memory.
+func testCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mail.example.com"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestSecureHandshakeOffAcceptLoop: a client that connects to a secure
+// binding and never starts its handshake neither holds up the next
+// client (the handshake is not done in the accept loop) nor stays
+// connected past HandshakeTimeout; a connection still in its handshake
+// is not counted against MaxConnections, a TLS session is, and its
+// count ends with it.
+func TestSecureHandshakeOffAcceptLoop(t *testing.T) {
+	a := freeAddr(t)
+	sp := spec(1, "gen1", &sink{})
+	sp.SecureBindings = []schema.Binding{binding(t, a)}
+	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	sp.HandshakeTimeout = 500 * time.Millisecond
+	sp.MaxConnections = 1
+	s := New(Options{DrainTimeout: 5 * time.Second})
+	defer s.Shutdown(context.Background())
+	if _, err := s.Apply(1, []Spec{sp}); err != nil {
+		t.Fatal(err)
+	}
+
+	silent, err := net.DialTimeout("tcp", a, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", a, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("TLS client behind a silent one: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := textproto.NewReader(bufio.NewReader(c)).ReadLine()
+	if err != nil || !strings.HasPrefix(line, "220 gen1") {
+		t.Fatalf("banner over TLS: %q %v", line, err)
+	}
+	if n := s.CountersFor(1).Open.Load(); n != 1 {
+		t.Errorf("open connections %d, want 1 (the TLS session, not the silent handshake)", n)
+	}
+	c.Close()
+
+	// The silent client is closed at the handshake deadline.
+	silent.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	_, err = silent.Read(buf)
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("silent client not closed at the handshake deadline: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.CountersFor(1).Open.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections %d after the TLS session ended, want 0", s.CountersFor(1).Open.Load())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestSecureAndPlainSameAddress: an address both plain and secure is a
+// BindError naming SecureBindings; a secure binding without TLSConfig is
+// a BuildError; nothing is bound either way.
+func TestSecureAndPlainSameAddress(t *testing.T) {
+	a := freeAddr(t)
+	s := New(Options{})
+	defer s.Shutdown(context.Background())
+	sp := spec(1, "g", &sink{}, binding(t, a))
+	sp.SecureBindings = []schema.Binding{binding(t, a)}
+	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	_, err := s.Apply(1, []Spec{sp})
+	var be *BindError
+	if !errors.As(err, &be) || be.Property() != "SecureBindings" {
+		t.Fatalf("Apply = %v, want a BindError on SecureBindings", err)
+	}
+	sp.Bindings, sp.TLSConfig = nil, nil
+	_, err = s.Apply(1, []Spec{sp})
+	var bu *BuildError
+	if !errors.As(err, &bu) {
+		t.Fatalf("Apply without TLSConfig = %v, want a BuildError", err)
+	}
+	if len(s.Addrs()) != 0 {
+		t.Fatalf("listening on %v after refused configurations", s.Addrs())
+	}
+}
