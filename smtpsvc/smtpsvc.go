@@ -280,6 +280,7 @@ func (w *Worker) reload(force bool) {
 		specs = append(specs, supervisor.Spec{
 			Instance: vs.Instance, AutoStart: vs.AutoStart, Bindings: vs.Bindings,
 			Fingerprint: vs.Fingerprint, MaxConnections: vs.MaxConnections,
+			SecureBindings: vs.SecureBindings, TLSConfig: w.tlsConfig(vs), HandshakeTimeout: vs.ConnectionTimeout,
 			New: func() (supervisor.Server, error) { return session.NewServer(vs, env), nil },
 		})
 	}
@@ -311,6 +312,19 @@ func (w *Worker) reload(force bool) {
 		}
 	}
 	w.writeStatusFile()
+}
+
+// tlsConfig is the server side of implicit TLS on a virtual server's
+// secure bindings: Options.TLS when set, else its own certificate; nil
+// when it has neither.
+func (w *Worker) tlsConfig(vs *config.VirtualServer) *tls.Config {
+	switch {
+	case w.o.TLS != nil:
+		return w.o.TLS
+	case vs.TLSCertificate != nil:
+		return &tls.Config{Certificates: []tls.Certificate{*vs.TLSCertificate}, MinVersion: tls.VersionTLS12}
+	}
+	return nil
 }
 
 func (w *Worker) env(instance int) *session.Env {
@@ -364,7 +378,7 @@ func problemsOf(err error) []status.Problem {
 	}
 	var be *supervisor.BindError
 	if errors.As(err, &be) {
-		return []status.Problem{{Location: schemaServerLocation(be.Instance), Property: "ServerBindings",
+		return []status.Problem{{Location: schemaServerLocation(be.Instance), Property: be.Property(),
 			Reason: fmt.Sprintf("cannot listen on %s: %v", be.Binding.Addr(), be.Err)}}
 	}
 	var bu *supervisor.BuildError
@@ -406,11 +420,14 @@ func (w *Worker) Status() status.Status {
 	for _, vs := range st.Servers {
 		s := status.Server{
 			Instance: vs.Instance, Location: schemaServerLocation(vs.Instance), AutoStart: vs.AutoStart, Running: vs.Running,
-			Bindings: vs.Bindings, MaxConnections: vs.MaxConnections,
+			Bindings: vs.Bindings, SecureBindings: vs.SecureBindings, MaxConnections: vs.MaxConnections,
 			SessionsOpen: vs.SessionsOpen, Connections: vs.Connections, TooMany: vs.TooMany,
 		}
 		if s.Bindings == nil {
 			s.Bindings = []string{}
+		}
+		if s.SecureBindings == nil {
+			s.SecureBindings = []string{}
 		}
 		if cfg != nil {
 			if c := cfg.Server(vs.Instance); c != nil {

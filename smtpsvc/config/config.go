@@ -29,6 +29,11 @@
 // split of the AUTH exchange being unsourced: ConnectionTimeout applies
 // there.
 //
+// SecureBindings (implicit TLS) need the virtual server's certificate
+// (SslCertificateFile, SslKeyFile), and an address may not be in both
+// ServerBindings and SecureBindings: Build refuses either at
+// "Location: SecureBindings".
+//
 // Build refuses a tree whole: its error lists every problem as
 // "Location: property: reason", and nothing of a refused tree is used.
 //
@@ -143,7 +148,7 @@ type VirtualServer struct {
 	Location       string // /LM/SmtpSvc/<n>
 	AutoStart      bool
 	Bindings       []schema.Binding
-	SecureBindings []schema.Binding // read, not served (implicit TLS is not offered)
+	SecureBindings []schema.Binding // implicit TLS ("SMTPS", RFC 8314): TLS from the first byte; needs TLSCertificate
 	Fingerprint    string           // canonical form of every setting; equal => nothing changed
 	MaxConnections int              // 0 = unlimited
 
@@ -433,6 +438,14 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 		b.add(loc, "SslKeyFile", "SslCertificateFile is set but SslKeyFile is not")
 	case vs.TLSKeyFile != "":
 		b.add(loc, "SslCertificateFile", "SslKeyFile is set but SslCertificateFile is not")
+	}
+	if len(vs.SecureBindings) > 0 && vs.TLSCertificate == nil && len(b.probs) == before {
+		b.add(loc, "SecureBindings", "secure bindings serve implicit TLS but no certificate is configured (SslCertificateFile, SslKeyFile)")
+	}
+	for _, sb := range vs.SecureBindings {
+		if slices.ContainsFunc(vs.Bindings, func(p schema.Binding) bool { return p.Addr() == sb.Addr() }) {
+			b.add(loc, "SecureBindings", "%s is also in ServerBindings: an address is either plain or secure", sb.Addr())
+		}
 	}
 	if vs.RequireTLS && vs.TLSCertificate == nil && len(b.probs) == before {
 		b.add(loc, "AccessSSLFlags", "AccessSSL requires TLS but no certificate is configured (SslCertificateFile, SslKeyFile)")

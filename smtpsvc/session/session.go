@@ -12,8 +12,11 @@
 //     MaxMessageSize; bare when it is 0), and per
 //     SmtpInboundCommandSupportOptions DSN (0x40), CHUNKING and BDAT
 //     (0x100000), BINARYMIME (0x200000, with CHUNKING), 8BITMIME
-//     (0x400000); STARTTLS when a certificate is configured; AUTH PLAIN
-//     LOGIN (see below).
+//     (0x400000); STARTTLS when a certificate is configured (never on a
+//     connection that is TLS already); AUTH PLAIN LOGIN (see below).
+//   - SecureBindings (implicit TLS): the supervisor does the handshake and
+//     hands over a *tls.Conn; such a session is TLS from its greeting, for
+//     AUTH and AccessSSL alike, and is not offered STARTTLS.
 //   - ConnectionTimeout: idle time before "421 4.4.2". Per command
 //     (0 = ConnectionTimeout): SmtpConnectTimeout from the greeting to the
 //     first command, SmtpHeloTimeout after HELO/EHLO, SmtpMailFromTimeout

@@ -59,6 +59,7 @@ type Server struct {
 	AutoStart        bool      `json:"autoStart"`
 	Running          bool      `json:"running"`
 	Bindings         []string  `json:"bindings"`
+	SecureBindings   []string  `json:"secureBindings"` // implicit TLS (SecureBindings)
 	MaxConnections   int       `json:"maxConnections"`
 	SessionsOpen     int64     `json:"sessionsOpen"`
 	Connections      uint64    `json:"connections"`        // accepted since start
