@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -120,6 +121,16 @@ func TestSecureBindingServesImplicitTLS(t *testing.T) {
 	}
 	if got := st.Servers[0].Bindings; !slices.Equal(got, []string{addr(plain)}) {
 		t.Fatalf("status bindings = %v, want [%s]", got, addr(plain))
+	}
+
+	code, body := httpGet(t, "http://"+w.StatusAddr()+"/status")
+	var js struct {
+		Servers []struct {
+			SecureBindings []string `json:"secureBindings"`
+		} `json:"virtualServers"`
+	}
+	if err := json.Unmarshal([]byte(body), &js); code != 200 || err != nil || len(js.Servers) != 1 || !slices.Equal(js.Servers[0].SecureBindings, []string{addr(secure)}) {
+		t.Fatalf("/status %d (%v) does not list the secure binding: %s", code, err, body)
 	}
 
 	c := dialSMTPS(t, addr(secure))

@@ -121,3 +121,43 @@ func TestSecureAndPlainSameAddress(t *testing.T) {
 		t.Fatalf("listening on %v after refused configurations", s.Addrs())
 	}
 }
+
+// TestPlainAddressBecomesSecure: a reload that turns a plain address into
+// a secure one (same address, listener kept) serves TLS there from then
+// on, and back.
+func TestPlainAddressBecomesSecure(t *testing.T) {
+	a := freeAddr(t)
+	cfg := &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	s := New(Options{DrainTimeout: 5 * time.Second})
+	defer s.Shutdown(context.Background())
+	if _, err := s.Apply(1, []Spec{spec(1, "plain", &sink{}, binding(t, a))}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := banner(t, a); err != nil || !strings.HasPrefix(l, "220 plain") {
+		t.Fatalf("plain banner: %q %v", l, err)
+	}
+	sp := spec(1, "secure", &sink{})
+	sp.SecureBindings, sp.TLSConfig = []schema.Binding{binding(t, a)}, cfg
+	if _, err := s.Apply(2, []Spec{sp}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", a, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("TLS on the address made secure: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := textproto.NewReader(bufio.NewReader(c)).ReadLine()
+	c.Close()
+	if err != nil || !strings.HasPrefix(line, "220 secure") {
+		t.Fatalf("banner over TLS: %q %v", line, err)
+	}
+	if st := s.State(); len(st.Servers) != 1 || len(st.Servers[0].SecureBindings) != 1 || len(st.Servers[0].Bindings) != 0 {
+		t.Errorf("State = %+v, want one secure binding and no plain one", st.Servers)
+	}
+	if _, err := s.Apply(3, []Spec{spec(1, "plain2", &sink{}, binding(t, a))}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := banner(t, a); err != nil || !strings.HasPrefix(l, "220 plain2") {
+		t.Fatalf("plain banner after going back: %q %v", l, err)
+	}
+}
