@@ -321,3 +321,40 @@ func TestSecureBindingReload(t *testing.T) {
 		t.Errorf("plain binding after the reloads: %q %v", l, err)
 	}
 }
+
+// TestSecureSessionSpansReload: a session open on a secure binding when
+// the virtual server is replaced finishes its transaction on its own
+// generation, and the next connection gets the new one.
+func TestSecureSessionSpansReload(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSignedPair(t, dir)
+	plain, secure := freePort(t), freePort(t)
+	w := startWorker(t, secureTree(1, []int{plain}, []int{secure}, cert, key).Bytes(), nil)
+	w.waitVersion(t, 1)
+	c := dialSMTPS(t, addr(secure))
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+
+	next := secureTree(2, []int{plain}, []int{secure}, cert, key)
+	next.Node(schema.ServerLocation(1)).Set("FullyQualifiedDomainName", "next.example.com")
+	write(t, w.path, next.Bytes())
+	w.waitVersion(t, 2)
+
+	if err := sendOne(c, 1); err != nil {
+		t.Fatalf("transaction on the old generation after the reload: %v", err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr(secure), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if l, err := textproto.NewReader(bufio.NewReader(tc)).ReadLine(); err != nil || !strings.HasPrefix(l, "220 next.example.com") {
+		t.Fatalf("banner after the reload: %q %v", l, err)
+	}
+}

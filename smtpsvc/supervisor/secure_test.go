@@ -161,3 +161,47 @@ func TestPlainAddressBecomesSecure(t *testing.T) {
 		t.Fatalf("plain banner after going back: %q %v", l, err)
 	}
 }
+
+// TestShutdownClosesPendingHandshakes: a client stuck in its TLS handshake
+// is closed by Shutdown, not left until the handshake deadline.
+func TestShutdownClosesPendingHandshakes(t *testing.T) {
+	a := freeAddr(t)
+	sp := spec(1, "gen1", &sink{})
+	sp.SecureBindings = []schema.Binding{binding(t, a)}
+	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	sp.HandshakeTimeout = time.Hour
+	s := New(Options{DrainTimeout: 5 * time.Second})
+	if _, err := s.Apply(1, []Spec{sp}); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.DialTimeout("tcp", a, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Wait until the supervisor has the connection in its handshake.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.hmu.Lock()
+		n := len(s.handshaking)
+		s.hmu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection never reached its handshake")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	silent.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = silent.Read(make([]byte, 16))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("client in its handshake not closed by Shutdown: %v", err)
+	}
+}

@@ -32,7 +32,9 @@
 // the accept loop), with the virtual server's Spec.TLSConfig and a deadline
 // of Spec.HandshakeTimeout; only a completed handshake is handed to the
 // server, as a *tls.Conn, so the session sees TLS from its greeting on. A
-// failed handshake is closed without a word of SMTP.
+// failed handshake is closed without a word of SMTP; Shutdown closes the
+// handshakes still under way. MaxConnections counts a secure connection
+// from the end of its handshake.
 package supervisor
 
 import (
@@ -153,19 +155,21 @@ var ErrClosed = errors.New("supervisor: shut down")
 type Supervisor struct {
 	opts Options
 
-	mu        sync.Mutex // serialises Apply and Shutdown
-	closed    bool
-	listeners map[string]*listener // by address
-	running   map[int]*vserver     // current generation by instance
-	specs     map[int]Spec         // every virtual server of the current configuration
-	version   uint64
-	routes    atomic.Pointer[map[string]route]
-	counters  map[int]*Counters // by instance, kept across generations
-	cmu       sync.Mutex        // guards counters map
-	draining  map[*vserver]struct{}
-	dmu       sync.Mutex // guards draining
-	retiring  sync.WaitGroup
-	forced    atomic.Int64 // generations closed at their drain deadline
+	mu          sync.Mutex // serialises Apply and Shutdown
+	closed      bool
+	listeners   map[string]*listener // by address
+	running     map[int]*vserver     // current generation by instance
+	specs       map[int]Spec         // every virtual server of the current configuration
+	version     uint64
+	routes      atomic.Pointer[map[string]route]
+	counters    map[int]*Counters // by instance, kept across generations
+	cmu         sync.Mutex        // guards counters map
+	draining    map[*vserver]struct{}
+	dmu         sync.Mutex // guards draining
+	retiring    sync.WaitGroup
+	hmu         sync.Mutex            // guards handshaking
+	handshaking map[net.Conn]struct{} // secure connections still in their TLS handshake; nil after Shutdown
+	forced      atomic.Int64          // generations closed at their drain deadline
 }
 
 // Counters are the per-virtual-server connection counters, kept across
@@ -182,12 +186,13 @@ func New(o Options) *Supervisor {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
 	s := &Supervisor{
-		opts:      o,
-		listeners: map[string]*listener{},
-		running:   map[int]*vserver{},
-		specs:     map[int]Spec{},
-		counters:  map[int]*Counters{},
-		draining:  map[*vserver]struct{}{},
+		opts:        o,
+		listeners:   map[string]*listener{},
+		running:     map[int]*vserver{},
+		specs:       map[int]Spec{},
+		counters:    map[int]*Counters{},
+		draining:    map[*vserver]struct{}{},
+		handshaking: map[net.Conn]struct{}{},
 	}
 	empty := map[string]route{}
 	s.routes.Store(&empty)
@@ -538,6 +543,12 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		<-l.done
 	}
 	s.listeners = map[string]*listener{}
+	s.hmu.Lock()
+	for c := range s.handshaking {
+		c.Close() // nobody will serve it now
+	}
+	s.handshaking = nil
+	s.hmu.Unlock()
 	empty := map[string]route{}
 	s.routes.Store(&empty)
 	dl, ok := ctx.Deadline()
@@ -619,6 +630,19 @@ func (s *Supervisor) handshake(addr string, c net.Conn, sp Spec) {
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
+	s.hmu.Lock()
+	if s.handshaking == nil { // shut down meanwhile
+		s.hmu.Unlock()
+		c.Close()
+		return
+	}
+	s.handshaking[c] = struct{}{}
+	s.hmu.Unlock()
+	defer func() {
+		s.hmu.Lock()
+		delete(s.handshaking, c)
+		s.hmu.Unlock()
+	}()
 	hc := &hookConn{Conn: c}
 	tc := tls.Server(hc, sp.TLSConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
