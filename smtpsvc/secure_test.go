@@ -3,16 +3,9 @@ package smtpsvc
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"net/textproto"
 	"os"
@@ -29,40 +22,9 @@ import (
 	"github.com/ds2mb/ds2mb/schema"
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/internal/testcert"
 	"github.com/ds2mb/ds2mb/smtpsvc/status"
 )
-
-// selfSignedPair writes a self-signed certificate for 127.0.0.1 (the same
-// as package session's test helper), returning the file paths.
-func selfSignedPair(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mail.example.com"},
-		DNSNames: []string{"mail.example.com"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
 
 // secureTree is tree() with SecureBindings on virtual server 1, AUTH
 // basic, AccessSSL, and the certificate.
@@ -110,7 +72,7 @@ func dialSMTPS(t *testing.T, a string) *smtp.Client {
 // status lists the secure binding.
 func TestSecureBindingServesImplicitTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSignedPair(t, dir)
+	cert, key := testcert.Files(t, dir)
 	plain, secure := freePort(t), freePort(t)
 	w := startWorker(t, secureTree(1, []int{plain}, []int{secure}, cert, key).Bytes(), func(o *Options) {
 		o.Auth = userChecker{"alice": "wonderland"}
@@ -233,7 +195,7 @@ func TestSecureBindingNeedsCertificate(t *testing.T) {
 		t.Fatalf("Build error %v does not name %s: SecureBindings: … SslCertificateFile", err, schema.ServerLocation(1))
 	}
 
-	cert, key := selfSignedPair(t, t.TempDir())
+	cert, key := testcert.Files(t, t.TempDir())
 	_, err = config.Build(secureTree(1, []int{p}, []int{p}, cert, key), config.Options{BaseDir: t.TempDir(), Hostname: "h"})
 	if err == nil || !strings.Contains(err.Error(), "SecureBindings") || !strings.Contains(err.Error(), "also in ServerBindings") {
 		t.Fatalf("Build of an address both plain and secure = %v", err)
@@ -270,7 +232,7 @@ func TestSecureBindingRefusedKeepsLastGood(t *testing.T) {
 // throughout.
 func TestSecureBindingReload(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSignedPair(t, dir)
+	cert, key := testcert.Files(t, dir)
 	plain, s1, s2 := freePort(t), freePort(t), freePort(t)
 	w := startWorker(t, secureTree(1, []int{plain}, nil, cert, key).Bytes(), nil)
 	w.waitVersion(t, 1)
@@ -327,7 +289,7 @@ func TestSecureBindingReload(t *testing.T) {
 // generation, and the next connection gets the new one.
 func TestSecureSessionSpansReload(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSignedPair(t, dir)
+	cert, key := testcert.Files(t, dir)
 	plain, secure := freePort(t), freePort(t)
 	w := startWorker(t, secureTree(1, []int{plain}, []int{secure}, cert, key).Bytes(), nil)
 	w.waitVersion(t, 1)

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
+	"github.com/ds2mb/ds2mb/smtpsvc/internal/testcert"
 	"github.com/ds2mb/ds2mb/smtpsvc/session"
 )
 
@@ -31,7 +32,7 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 
 func TestAuthOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	cert, key := testcert.Files(t, dir)
 	env := &session.Env{Auth: mapChecker{"alice@example.com": "wonderland"}, Limiter: auth.NewLimiter(3, time.Hour)}
 	f := startProps(t, nil, props{"AuthFlags": "AuthBasic | AuthAnonymous", "SslCertificateFile": cert, "SslKeyFile": key}, env)
 
@@ -77,7 +78,7 @@ func TestAuthOverTLS(t *testing.T) {
 // clients over STARTTLS, then sends a message.
 func TestAuthClients(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	cert, key := testcert.Files(t, dir)
 	env := &session.Env{Auth: mapChecker{"bob": "builder"}}
 	f := startProps(t, nil, props{"AuthFlags": "AuthBasic", "RelayForAuth": "1", "SslCertificateFile": cert, "SslKeyFile": key}, env)
 	for _, mech := range []string{"PLAIN", "LOGIN"} {
@@ -152,7 +153,7 @@ func TestAuthNotOffered(t *testing.T) {
 
 func TestAccessSSLRequiresTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	cert, key := testcert.Files(t, dir)
 	f := startProps(t, nil, props{"AccessSSLFlags": "AccessSSL", "SslCertificateFile": cert, "SslKeyFile": key}, nil)
 	r := dialRaw(t, f.addr)
 	r.expect("EHLO c.test", "250")

@@ -3,14 +3,8 @@ package supervisor
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"net/textproto"
 	"strings"
@@ -18,27 +12,8 @@ import (
 	"time"
 
 	"github.com/ds2mb/ds2mb/schema"
+	"github.com/ds2mb/ds2mb/smtpsvc/internal/testcert"
 )
-
-// testCert is a self-signed certificate for 127.0.0.1, made in memory.
-func testCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mail.example.com"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // TestSecureHandshakeOffAcceptLoop: a client that connects to a secure
 // binding and never starts its handshake neither holds up the next
@@ -50,7 +25,7 @@ func TestSecureHandshakeOffAcceptLoop(t *testing.T) {
 	a := freeAddr(t)
 	sp := spec(1, "gen1", &sink{})
 	sp.SecureBindings = []schema.Binding{binding(t, a)}
-	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testcert.New(t)}}
 	sp.HandshakeTimeout = 500 * time.Millisecond
 	sp.MaxConnections = 1
 	s := New(Options{DrainTimeout: 5 * time.Second})
@@ -105,7 +80,7 @@ func TestSecureAndPlainSameAddress(t *testing.T) {
 	defer s.Shutdown(context.Background())
 	sp := spec(1, "g", &sink{}, binding(t, a))
 	sp.SecureBindings = []schema.Binding{binding(t, a)}
-	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testcert.New(t)}}
 	_, err := s.Apply(1, []Spec{sp})
 	var be *BindError
 	if !errors.As(err, &be) || be.Property() != "SecureBindings" {
@@ -127,7 +102,7 @@ func TestSecureAndPlainSameAddress(t *testing.T) {
 // on, and back.
 func TestPlainAddressBecomesSecure(t *testing.T) {
 	a := freeAddr(t)
-	cfg := &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{testcert.New(t)}}
 	s := New(Options{DrainTimeout: 5 * time.Second})
 	defer s.Shutdown(context.Background())
 	if _, err := s.Apply(1, []Spec{spec(1, "plain", &sink{}, binding(t, a))}); err != nil {
@@ -168,7 +143,7 @@ func TestShutdownClosesPendingHandshakes(t *testing.T) {
 	a := freeAddr(t)
 	sp := spec(1, "gen1", &sink{})
 	sp.SecureBindings = []schema.Binding{binding(t, a)}
-	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	sp.TLSConfig = &tls.Config{Certificates: []tls.Certificate{testcert.New(t)}}
 	sp.HandshakeTimeout = time.Hour
 	s := New(Options{DrainTimeout: 5 * time.Second})
 	if _, err := s.Apply(1, []Spec{sp}); err != nil {
