@@ -54,20 +54,29 @@ func (p *Poll) Run(ctx context.Context, cookie []byte, emit func(replicator.Chan
 			conn.Close()
 		}
 	}()
+	// connLost handles a failed dial or poll: a one-shot run returns the
+	// error; otherwise the loss is reported once and the backoff waited
+	// out. A non-nil result ends Run.
+	connLost := func(err error) error {
+		if p.Once {
+			return err
+		}
+		if !lost {
+			lost = true
+			emit(replicator.Change{Kind: replicator.ChangeConnLost, Reason: describe(err)})
+		}
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+		return nil
+	}
 	polls := 0
 	for {
 		if conn == nil {
 			c, err := p.DialContext(ctx)
 			if err != nil {
-				if p.Once {
-					return err
-				}
-				if !lost {
-					lost = true
-					emit(replicator.Change{Kind: replicator.ChangeConnLost, Reason: describe(err)})
-				}
-				if !b.wait(ctx) {
-					return ctx.Err()
+				if stop := connLost(err); stop != nil {
+					return stop
 				}
 				continue
 			}
@@ -83,17 +92,10 @@ func (p *Poll) Run(ctx context.Context, cookie []byte, emit func(replicator.Chan
 			return ctx.Err()
 		}
 		if err != nil {
-			if p.Once {
-				return err
-			}
 			conn.Close()
 			conn = nil
-			if !lost {
-				lost = true
-				emit(replicator.Change{Kind: replicator.ChangeConnLost, Reason: describe(err)})
-			}
-			if !b.wait(ctx) {
-				return ctx.Err()
+			if stop := connLost(err); stop != nil {
+				return stop
 			}
 			continue
 		}
