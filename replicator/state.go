@@ -158,52 +158,49 @@ func saveState(path string, s *State, m Mirror) error {
 		}
 		w.Write(hb[:len(hb)-1]) // without the closing brace
 		w.WriteString(`,"objects":{`)
-		i := 0
-		writeObj := func(id string, so stateObject) error {
-			if i > 0 {
-				w.WriteByte(',')
-			}
-			i++
-			kb, _ := json.Marshal(id)
-			w.Write(kb)
-			w.WriteByte(':')
-			ob, err := json.Marshal(so)
-			if err != nil {
-				return err
-			}
-			_, err = w.Write(ob)
-			return err
-		}
+		n := 0
 		if m != nil {
 			for id, o := range m {
-				if err := writeObj(id, objectToState(o)); err != nil {
+				if err := writeMember(w, &n, id, objectToState(o)); err != nil {
 					return err
 				}
 			}
 		} else {
 			for id, so := range s.Objects {
-				if err := writeObj(id, so); err != nil {
+				if err := writeMember(w, &n, id, so); err != nil {
 					return err
 				}
 			}
 		}
 		w.WriteString(`},"owned":{`)
-		i = 0
+		n = 0
 		for loc, on := range s.Owned {
-			if i > 0 {
-				w.WriteByte(',')
-			}
-			i++
-			kb, _ := json.Marshal(loc)
-			w.Write(kb)
-			w.WriteByte(':')
-			ob, err := json.Marshal(on)
-			if err != nil {
+			if err := writeMember(w, &n, loc, on); err != nil {
 				return err
 			}
-			w.Write(ob)
 		}
 		_, err = w.WriteString("}}\n")
 		return err
 	})
+}
+
+// writeMember writes one `"key":value` member of a JSON object, preceded by
+// a comma unless it is the first (*n counts the members written).
+func writeMember(w *bufio.Writer, n *int, key string, v any) error {
+	if *n > 0 {
+		w.WriteByte(',')
+	}
+	*n++
+	kb, err := json.Marshal(key)
+	if err != nil {
+		return err
+	}
+	w.Write(kb)
+	w.WriteByte(':')
+	vb, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(vb)
+	return err
 }
