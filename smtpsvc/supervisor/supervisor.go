@@ -700,12 +700,15 @@ func (s *Supervisor) handOver(addr string, c net.Conn, secure ...*tls.Conn) {
 		v.cmu.Lock()
 		v.conns[tc] = struct{}{}
 		v.cmu.Unlock()
+		// Counted before the hand-over: once delivered, the session may be
+		// under way (and seen in status) before this goroutine runs again.
+		cnt.Accepted.Add(1)
 		if v.ln.deliver(give) {
-			cnt.Accepted.Add(1)
 			return
 		}
 		// That generation was retired meanwhile: the routes have been
 		// swapped already, so look again.
+		cnt.Accepted.Add(^uint64(0))
 		tc.forget()
 	}
 	go refuse(out, "421 4.3.2 Service not available, closing transmission channel\r\n")
