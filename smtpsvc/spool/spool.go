@@ -341,3 +341,78 @@ func splitPath(v string) (addr, params string) {
 	}
 	return v[1:end], strings.TrimSpace(v[end+1:])
 }
+
+// Stored is one spool file as found on disk: its envelope, and where the
+// message starts in it.
+type Stored struct {
+	ID       string // the file name without ".eml"
+	Path     string
+	Envelope *Envelope
+	Offset   int64 // first byte of the message in the file
+	Size     int64 // bytes of the message (file size less Offset)
+}
+
+// Load reads the envelope block of a spool file.
+func Load(path string) (*Stored, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	cr := &countReader{r: f}
+	br := bufio.NewReaderSize(cr, 4096)
+	env, err := Read(br)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	off := cr.n - int64(br.Buffered())
+	name := filepath.Base(path)
+	return &Stored{ID: strings.TrimSuffix(name, ".eml"), Path: path, Envelope: env, Offset: off, Size: fi.Size() - off}, nil
+}
+
+// Open returns the message of a stored spool file from its first byte.
+func (s *Stored) Open() (io.ReadCloser, error) {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, s.Offset, s.Size), f}, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// List returns the ids of the complete messages in the folder ("<id>.eml"),
+// in name order.
+func (s *Spool) List() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasSuffix(n, ".eml") && !strings.HasPrefix(n, ".") && e.Type().IsRegular() {
+			ids = append(ids, strings.TrimSuffix(n, ".eml"))
+		}
+	}
+	return ids, nil
+}
+
+// Path is the file of a message id.
+func (s *Spool) Path(id string) string { return filepath.Join(s.dir, id+".eml") }

@@ -182,3 +182,46 @@ func TestCurrent(t *testing.T) {
 		t.Error("spool of a replaced folder still current")
 	}
 }
+
+func TestLoadAndOpen(t *testing.T) {
+	s, err := spool.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	env := &spool.Envelope{From: "a@example.org", To: []string{"b@example.com"}, ToParams: []string{"NOTIFY=SUCCESS"},
+		ReceivedAt: time.Date(2026, 12, 5, 1, 2, 3, 0, time.UTC), Instance: 1}
+	m, err := s.Create(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := "Subject: hi\r\n\r\nbody\r\n"
+	m.WriteString(body)
+	path, err := m.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.List()
+	if err != nil || len(ids) != 1 || s.Path(ids[0]) != path {
+		t.Fatalf("List = %v, %v; want the one message at %s", ids, err, path)
+	}
+	st, err := spool.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != ids[0] || st.Envelope.From != env.From || st.Envelope.To[0] != "b@example.com" || st.Envelope.ToParams[0] != "NOTIFY=SUCCESS" {
+		t.Fatalf("Load = %+v %+v", st, st.Envelope)
+	}
+	if st.Size != int64(len(body)) {
+		t.Fatalf("Size = %d, want %d", st.Size, len(body))
+	}
+	r, err := st.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, _ := io.ReadAll(r)
+	if string(got) != body {
+		t.Fatalf("Open yields %q, want %q", got, body)
+	}
+}
