@@ -129,7 +129,7 @@ var attributes = []Attribute{
 	desc(ex("msExchSmtpRelayIpList", "5048", SyntaxOctet, "44b5282a-b098-11d2-aa06-00c04f8eedd8"),
 		"IPSECLIST blob of relay restrictions -> RelayIpList"),
 	desc(ex("msExchSmtpExternalDNSServers", "5056", SyntaxString, "a1826432-f85e-42b6-b55d-1249ed2f78a3"),
-		"external DNS servers of the virtual server; no metabase property established, not replicated"),
+		"external DNS servers of the virtual server -> ExternalDnsServers (a property of ours)"),
 	desc(ex("msExchSmtpTRNSmartHost", "12531", SyntaxString, "be41789c-2da8-11d3-aa6b-00c04f8eedd8"),
 		"ASSUMPTION(G, REFERENCE.md 2.2): ETRN/TURN host of a connector; not replicated"),
 	desc(at("msExchRoutingETRNDomains", msExchAt+"12530", SyntaxString, true, "62a383c0-2d9d-11d3-aa6b-00c04f8eedd8"),

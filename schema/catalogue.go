@@ -347,6 +347,15 @@ var properties = []Property{
 	noted(str("SslKeyFile", privateIDBase+6, svcServer, "", GradeU, FormatNone),
 		"ASSUMPTION(U, REFERENCE.md 6): ds2mb extension with a private ID: PEM private key for SslCertificateFile"),
 
+	noted(str("ExternalDnsServers", privateIDBase+7, svcServer, "msExchSmtpExternalDNSServers", GradeU, FormatNone),
+		"ASSUMPTION(U, REFERENCE.md 2.2): metabase property unsourced, a property of ours (private ID) for the virtual server's external DNS servers; host or host:port, separated by spaces, commas or semicolons; empty = the system's resolvers (/etc/resolv.conf)"),
+	noted(str("MailStoreDirectory", privateIDBase+8, svcServer, "", GradeU, FormatNone),
+		"ASSUMPTION(U, REFERENCE.md 7): ds2mb extension (private ID), Exchange delivered to its store: mail for a local domain is delivered into a Maildir per recipient under this folder (<folder>/<domain>/<local part>/); empty = <base>/Mailroot/vsi <n>/Mailbox, unless LmtpServer is set"),
+	noted(str("LmtpServer", privateIDBase+9, svcServer, "", GradeU, FormatNone),
+		"ASSUMPTION(U, REFERENCE.md 7): ds2mb extension (private ID): hand mail for local domains to a local delivery agent (Dovecot, …) over LMTP instead of the Maildir store: unix:/path/to/socket or host:port"),
+	noted(str("LocalRecipientsFile", privateIDBase+10, svcServer, "", GradeU, FormatNone),
+		"ASSUMPTION(U, REFERENCE.md 7): ds2mb extension (private ID), Exchange looked recipients up in the directory: a file listing the addresses of local domains that exist, one per line ('@domain' accepts a whole domain, '#' starts a comment); when set, other recipients in local domains get 550 5.1.1 at RCPT; empty = every address of a local domain is accepted"),
+
 	// Event bindings (DESIGN.md "Event sinks"; REFERENCE.md §5.7). IDs unsourced.
 	{Name: "DisplayName", ID: privateIDBase + 0x20, Type: STRING, UserType: UTServer, Nodes: Of(NodeBinding), Grade: GradeU, Attribute: "adminDisplayName",
 		Note: bindingIDNote},

@@ -129,6 +129,20 @@ type SmartHost struct {
 	Port uint16     // 0 = the default port
 }
 
+// String is the smart host in its written form: "mail.example.com",
+// "[192.0.2.1]", "[2001:db8::1]", with ":port" when one is given; what
+// ParseSmartHost reads back.
+func (h SmartHost) String() string {
+	s := h.Host
+	if h.Literal() {
+		s = "[" + h.IP.String() + "]"
+	}
+	if h.Port != 0 {
+		s += ":" + strconv.Itoa(int(h.Port))
+	}
+	return s
+}
+
 // Literal reports whether the smart host is an [IP] literal.
 func (h SmartHost) Literal() bool { return h.IP.IsValid() }
 

@@ -40,8 +40,9 @@
 // Directory values (QueueDirectory, LogFileDirectory, DropDirectory, …) may be
 // written in IIS's Windows terms: backslashes become slashes and a drive
 // letter ("C:") is dropped; a relative path is resolved against
-// Options.BaseDir. An empty QueueDirectory means
-// "<BaseDir>/Mailroot/vsi <n>/Queue", Exchange's layout. Build creates the
+// Options.BaseDir. An empty QueueDirectory, PickupDirectory,
+// BadMailDirectory or MailStoreDirectory means "<BaseDir>/Mailroot/vsi
+// <n>/Queue" (Pickup, Badmail, Mailbox), Exchange's layout. Build creates the
 // queue folder (and checks it is a folder) so that a worker never accepts a
 // configuration it cannot spool under.
 package config
@@ -54,6 +55,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -85,6 +87,10 @@ func (c *Config) Server(n int) *VirtualServer {
 type Options struct {
 	BaseDir  string // relative QueueDirectory etc. resolve against it; "" = current directory
 	Hostname string // FullyQualifiedDomainName when the metabase has none; "" = os.Hostname()
+	// Minute is how long one minute of the metabase's minute-valued
+	// delivery settings (retry intervals, delay and expiry times) lasts;
+	// 0 = time.Minute. Tests shorten it to run a day's schedule in seconds.
+	Minute time.Duration
 }
 
 // Commands are the ESMTP extensions a virtual server offers inbound, from
@@ -108,6 +114,61 @@ type CommandTimeouts struct {
 	Data     time.Duration // SmtpDataTimeout: between reads of the message after DATA
 	Bdat     time.Duration // SmtpBdatTimeout: after BDAT (the next chunk or command)
 	Rset     time.Duration // SmtpRsetTimeout: after RSET
+}
+
+// Delivery is what the queue manager needs of a virtual server to deliver
+// its queued mail (REFERENCE.md §1.3, §7), with minutes already turned into
+// durations (Options.Minute).
+type Delivery struct {
+	RemoteRetry  []time.Duration // SmtpRemoteProgressiveRetry: wait before the 2nd, 3rd, … attempt; the last repeats
+	LocalRetry   time.Duration   // LocalRetryInterval: wait between local delivery attempts
+	RemoteDelay  time.Duration   // SmtpRemoteDelayExpireMinutes: a delay DSN once a remote recipient waits this long
+	RemoteExpire time.Duration   // SmtpRemoteNDRExpireMinutes: an NDR once a remote recipient waits this long
+	LocalDelay   time.Duration   // SmtpLocalDelayExpireMinutes
+	LocalExpire  time.Duration   // SmtpLocalNDRExpireMinutes
+
+	// SmartHosts (SmartHost) take remote mail: always when SmartHostType
+	// is 2 or 0 (0 with a SmartHost set is read as "always": a smart host
+	// nobody uses would be a surprise), after direct delivery failed when
+	// it is 1. Empty: DNS MX only.
+	SmartHosts    []string
+	SmartHostType int
+	RemotePort    int           // RemoteSmtpPort
+	RemoteTimeout time.Duration // RemoteTimeout: per command of an outbound session
+
+	MaxOut          int // MaxOutConnections; 0 = no limit
+	MaxOutPerDomain int // MaxOutConnectionsPerDomain; 0 = no limit
+	MaxBatched      int // MaxBatchedMessages: messages per outbound connection; 0 = no limit
+
+	Masquerade string // MasqueradeDomain, when DoMasquerade is set: replaces the domain of MAIL FROM on remote delivery
+	// Postmaster is the From of the DSNs this server writes:
+	// PostmasterEmail, else postmaster@<MasqueradeDomain or FQDN>.
+	Postmaster string
+	SendNdrTo  string // a copy of every NDR
+	SendBadTo  string // a notice of every message put in Badmail
+
+	DNSServers []string // ExternalDnsServers (host:port); empty = the system's
+	MailStore  string   // MailStoreDirectory (resolved), where local domains' Maildirs live
+	LMTP       string   // LmtpServer: "unix:/path" or "host:port"; set = local mail goes over LMTP
+	// LocalRecipients, when LocalRecipientsFile is set, are the addresses
+	// (lower case) and whole domains ("@example.com") of local domains that
+	// exist; nil = every address of a local domain exists.
+	LocalRecipients map[string]bool `json:",omitempty"`
+}
+
+// LocalRecipientExists reports whether an address of a local domain is a
+// known recipient (always, when no LocalRecipientsFile is set).
+func (vs *VirtualServer) LocalRecipientExists(addr string) bool {
+	l := vs.Delivery.LocalRecipients
+	if l == nil {
+		return true
+	}
+	addr = strings.ToLower(addr)
+	if l[addr] {
+		return true
+	}
+	at := strings.LastIndexByte(addr, '@')
+	return at >= 0 && l[addr[at:]]
 }
 
 // Domain is one /LM/SmtpSvc/<n>/Domain/<name> node, read by its RouteAction
@@ -193,13 +254,18 @@ type VirtualServer struct {
 	// configured (then STARTTLS is not offered).
 	TLSCertificate *tls.Certificate `json:"-"`
 
-	QueueDir      string // where accepted mail is spooled (exists after Build)
-	PickupDir     string
-	DropDir       string
-	BadMailDir    string
-	LogEnabled    bool   // LogType = 1 and LogFileDirectory set
-	LogDir        string // LogFileDirectory (resolved); the log goes in LogDir/SMTPSVC<n>/
-	LogFilePeriod int    // 0 size, 1 daily, 2 weekly, 3 monthly, 4 hourly
+	QueueDir  string // where accepted mail is spooled (exists after Build)
+	PickupDir string
+	// PickupDotStuffed: SmtpDotStuffPickupDirFiles, files in Pickup are
+	// dot-stuffed as in SMTP DATA.
+	PickupDotStuffed bool
+	DropDir          string
+	BadMailDir       string
+	LogEnabled       bool   // LogType = 1 and LogFileDirectory set
+	LogDir           string // LogFileDirectory (resolved); the log goes in LogDir/SMTPSVC<n>/
+	LogFilePeriod    int    // 0 size, 1 daily, 2 weekly, 3 monthly, 4 hourly
+
+	Delivery Delivery // how queued mail leaves this virtual server
 
 	exact map[string]int // domain name -> index in Domains, non-wildcard
 	wild  map[string]int // wildcard base name -> index in Domains
@@ -461,18 +527,138 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 		b.add(loc, "QueueDirectory", "%s is not a folder", vs.QueueDir)
 	}
 	vs.PickupDir = b.path(b.str(loc, "PickupDirectory"))
+	if vs.PickupDir == "" {
+		vs.PickupDir = b.path(fmt.Sprintf("Mailroot/vsi %d/Pickup", n))
+	}
+	vs.PickupDotStuffed = b.dword(loc, "SmtpDotStuffPickupDirFiles") != 0
 	vs.DropDir = b.path(b.str(loc, "DropDirectory"))
 	vs.BadMailDir = b.path(b.str(loc, "BadMailDirectory"))
+	if vs.BadMailDir == "" {
+		vs.BadMailDir = b.path(fmt.Sprintf("Mailroot/vsi %d/Badmail", n))
+	}
 	vs.LogDir = b.path(b.str(loc, "LogFileDirectory"))
 	vs.LogEnabled = b.dword(loc, "LogType") == 1 && vs.LogDir != ""
 	vs.LogFilePeriod = int(b.dword(loc, "LogFilePeriod"))
 
+	b.delivery(vs)
 	b.domains(vs)
 	if len(b.probs) > before {
 		return nil
 	}
 	vs.Fingerprint = fingerprint(vs, certSum)
 	return vs
+}
+
+// delivery reads the settings of queued mail's delivery.
+func (b *builder) delivery(vs *VirtualServer) {
+	loc := vs.Location
+	minute := b.o.Minute
+	if minute <= 0 {
+		minute = time.Minute
+	}
+	mins := func(name string) time.Duration { return time.Duration(b.dword(loc, name)) * minute }
+	d := &vs.Delivery
+	if list, err := schema.ParseRetryList(b.str(loc, "SmtpRemoteProgressiveRetry")); err == nil {
+		for _, m := range list {
+			d.RemoteRetry = append(d.RemoteRetry, time.Duration(m)*minute)
+		}
+	} else {
+		b.add(loc, "SmtpRemoteProgressiveRetry", "%v", err)
+	}
+	d.LocalRetry = max(mins("LocalRetryInterval"), minute/60)
+	d.RemoteDelay, d.RemoteExpire = mins("SmtpRemoteDelayExpireMinutes"), mins("SmtpRemoteNDRExpireMinutes")
+	d.LocalDelay, d.LocalExpire = mins("SmtpLocalDelayExpireMinutes"), mins("SmtpLocalNDRExpireMinutes")
+	if sh := b.str(loc, "SmartHost"); sh != "" {
+		hosts, err := schema.ParseSmartHost(sh)
+		if err != nil {
+			b.add(loc, "SmartHost", "%v", err)
+		}
+		for _, h := range hosts {
+			d.SmartHosts = append(d.SmartHosts, h.String())
+		}
+	}
+	d.SmartHostType = int(b.dword(loc, "SmartHostType"))
+	d.RemotePort = int(b.dword(loc, "RemoteSmtpPort"))
+	rt := b.dword(loc, "RemoteTimeout")
+	if rt == 0 || rt == 0xFFFFFFFF {
+		rt = 600
+	}
+	d.RemoteTimeout = time.Duration(rt) * time.Second
+	d.MaxOut = int(min(b.limit(loc, "MaxOutConnections"), 1<<31-1))
+	d.MaxOutPerDomain = int(min(b.limit(loc, "MaxOutConnectionsPerDomain"), 1<<31-1))
+	d.MaxBatched = int(min(b.limit(loc, "MaxBatchedMessages"), 1<<31-1))
+	if b.dword(loc, "DoMasquerade") != 0 {
+		d.Masquerade = strings.ToLower(b.str(loc, "MasqueradeDomain"))
+	}
+	d.Postmaster = b.str(loc, "PostmasterEmail")
+	switch {
+	case d.Postmaster == "" && d.Masquerade != "":
+		d.Postmaster = "postmaster@" + d.Masquerade
+	case d.Postmaster == "":
+		d.Postmaster = "postmaster@" + vs.FQDN
+	case !strings.Contains(d.Postmaster, "@"):
+		d.Postmaster += "@" + vs.FQDN
+	}
+	d.SendNdrTo = b.address(loc, "SendNdrTo", vs.FQDN)
+	d.SendBadTo = b.address(loc, "SendBadTo", vs.FQDN)
+	for _, s := range strings.FieldsFunc(b.str(loc, "ExternalDnsServers"), func(r rune) bool { return r == ' ' || r == ',' || r == ';' }) {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			if ip, perr := netip.ParseAddr(strings.Trim(s, "[]")); perr == nil {
+				s = netip.AddrPortFrom(ip, 53).String()
+			} else {
+				s = net.JoinHostPort(s, "53")
+			}
+		}
+		d.DNSServers = append(d.DNSServers, s)
+	}
+	d.MailStore = b.path(b.str(loc, "MailStoreDirectory"))
+	if d.MailStore == "" {
+		d.MailStore = b.path(fmt.Sprintf("Mailroot/vsi %d/Mailbox", vs.Instance))
+	}
+	d.LMTP = b.str(loc, "LmtpServer")
+	if d.LMTP != "" && !strings.HasPrefix(d.LMTP, "unix:") {
+		if _, _, err := net.SplitHostPort(d.LMTP); err != nil {
+			b.add(loc, "LmtpServer", "want unix:/path/to/socket or host:port, not %q", d.LMTP)
+		}
+	}
+	if f := b.path(b.str(loc, "LocalRecipientsFile")); f != "" {
+		l, err := readRecipients(f)
+		if err != nil {
+			b.add(loc, "LocalRecipientsFile", "%v", err)
+		}
+		d.LocalRecipients = l
+	}
+}
+
+// address reads an address property; a bare local part gets @fqdn.
+func (b *builder) address(loc, name, fqdn string) string {
+	a := b.str(loc, name)
+	if a != "" && !strings.Contains(a, "@") {
+		a += "@" + fqdn
+	}
+	return a
+}
+
+// readRecipients reads a LocalRecipientsFile: one address or "@domain" per
+// line; blank lines and lines starting with '#' are skipped.
+func readRecipients(path string) (map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the recipient list: %v", err)
+	}
+	out := map[string]bool{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		at := strings.LastIndexByte(line, '@')
+		if at < 0 || at == len(line)-1 || strings.ContainsAny(line, " \t<>") {
+			return nil, fmt.Errorf("%s:%d: %q is not an address or @domain", path, i+1, line)
+		}
+		out[strings.ToLower(line)] = true
+	}
+	return out, nil
 }
 
 // domains reads the virtual server's domain nodes.
@@ -499,10 +685,13 @@ func (b *builder) domains(vs *VirtualServer) {
 			d.SmartHost = target
 		}
 		if d.Action&schema.RouteDrop != 0 {
-			if target == "" {
-				b.add(n.Location, "RouteActionString", "SMTP_DROP needs a folder in RouteActionString")
-			}
 			d.Drop = b.path(target)
+			if d.Drop == "" {
+				d.Drop = vs.DropDir
+			}
+			if d.Drop == "" {
+				b.add(n.Location, "RouteActionString", "SMTP_DROP needs a folder: RouteActionString, or the virtual server's DropDirectory")
+			}
 		}
 		_, ownIPs := n.Get("RelayIpList")
 		_, ownAuth := n.Get("RelayForAuth")

@@ -65,6 +65,10 @@ func (r *Refusal) Error() string { return r.Text }
 // RelayProhibited is the reply for a recipient this server may not relay to.
 var RelayProhibited = &Refusal{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: "Relaying prohibited"}
 
+// UnknownRecipient is the reply for an address of a local domain that the
+// virtual server's LocalRecipientsFile does not list.
+var UnknownRecipient = &Refusal{Code: 550, Enhanced: [3]int{5, 1, 1}, Text: "Recipient address rejected: no such user here"}
+
 // Recipient decides about one RCPT TO address (as go-smtp parsed it: source
 // route removed, quoted local part unquoted).
 func Recipient(vs *config.VirtualServer, rcpt string, c Client) (Verdict, *Refusal) {
@@ -83,6 +87,8 @@ func Recipient(vs *config.VirtualServer, rcpt string, c Client) (Verdict, *Refus
 	if domain[0] != '[' {
 		if d, ok := vs.LookupDomain(domain); ok {
 			switch {
+			case d.Local && d.Drop == "" && !vs.LocalRecipientExists(rcpt):
+				return Refused, UnknownRecipient
 			case d.Local || d.Drop != "":
 				return Local, nil
 			case d.Relay || d.SmartHost != "":

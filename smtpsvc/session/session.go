@@ -109,6 +109,16 @@ type Env struct {
 	// limiter of the server's own (so share one across generations to keep
 	// the counts over a reload).
 	Limiter *auth.Limiter
+	// Queue is told of every message the server has spooled (the 250 is
+	// on its way); nil = messages wait in the queue folder for whoever
+	// scans it.
+	Queue Queue
+}
+
+// Queue takes spooled messages for delivery.
+type Queue interface {
+	// Enqueue is called with the spool file of a message just committed.
+	Enqueue(instance int, path string)
 }
 
 // NewServer returns a configured go-smtp server for one virtual server of one

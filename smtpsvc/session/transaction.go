@@ -354,12 +354,16 @@ func (s *session) data(r io.Reader) (string, error) {
 	if _, err := br.WriteTo(msg); err != nil {
 		return "", readErr(err)
 	}
-	if _, err := msg.Commit(); err != nil {
+	path, err := msg.Commit()
+	if err != nil {
 		committed = true // Commit cleaned up
 		s.be.log.Error("spool", "err", err)
 		return "", errQueue
 	}
 	committed = true
+	if q := s.be.env.Queue; q != nil {
+		q.Enqueue(vs.Instance, path)
+	}
 	return msg.ID(), nil
 }
 

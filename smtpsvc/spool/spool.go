@@ -15,6 +15,7 @@
 //	X-DS2MB-Client: [192.0.2.7] helo=client.example.org ptr=client.example.org auth=alice
 //	X-DS2MB-Received-At: 2026-11-26T01:02:03.456789Z
 //	X-DS2MB-Instance: 1
+//	X-DS2MB-Kind: dsn
 //
 //	Received: from client.example.org ([192.0.2.7]) by mail.example.com ...
 //	...message...
@@ -22,7 +23,9 @@
 // Envelope lines end in CRLF; the sender is "<>" for a null reverse path; one
 // X-DS2MB-Envelope-To line per recipient, in RCPT order. ESMTP parameters
 // follow the address, space-separated, in their SMTP form (xtext values as
-// received). Read parses the envelope block back.
+// received). X-DS2MB-Kind appears only on mail the server wrote itself
+// (Envelope.Kind). Read parses the envelope block back; lines it does not
+// know are skipped, so that a newer worker's spool stays readable.
 //
 // # Durability
 //
@@ -62,6 +65,9 @@ type Envelope struct {
 	Client     string   // X-DS2MB-Client value
 	ReceivedAt time.Time
 	Instance   int // virtual server
+	// Kind marks mail this server wrote itself: "dsn" (a delivery status
+	// notification), "badmail-notice" (to SendBadTo); "" = received mail.
+	Kind string
 }
 
 // Spool is one queue folder.
@@ -179,6 +185,10 @@ func (m *Message) writeEnvelope(env *Envelope) {
 	w.Write(env.ReceivedAt.UTC().AppendFormat(tb[:0], time.RFC3339Nano))
 	w.WriteString("\r\nX-DS2MB-Instance: ")
 	w.Write(strconv.AppendInt(tb[:0], int64(env.Instance), 10))
+	if env.Kind != "" {
+		w.WriteString("\r\nX-DS2MB-Kind: ")
+		w.WriteString(env.Kind)
+	}
 	w.WriteString("\r\n\r\n")
 }
 
@@ -324,6 +334,8 @@ func Read(r *bufio.Reader) (*Envelope, error) {
 				return nil, fmt.Errorf("spool: envelope: %w", err)
 			}
 			env.ReceivedAt = t
+		case "X-DS2MB-Kind":
+			env.Kind = val
 		case "X-DS2MB-Instance":
 			n, err := strconv.Atoi(val)
 			if err != nil {

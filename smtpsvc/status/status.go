@@ -32,7 +32,20 @@ type Status struct {
 	Servers   []Server  `json:"virtualServers"`
 	Draining  int       `json:"drainingGenerations"` // retired generations still finishing sessions
 	Reloads   Reloads   `json:"reloads"`
+	Queue     Queue     `json:"queue"`
 	Started   time.Time `json:"started"`
+}
+
+// Queue counts what the queue manager holds and did since the worker
+// started; recipient counts are per recipient, not per message.
+type Queue struct {
+	Messages    int    `json:"messages"`            // in the queue now
+	Delivered   uint64 `json:"recipientsDelivered"` // recipients delivered
+	Failed      uint64 `json:"recipientsFailed"`    // recipients failed for good
+	Deferred    uint64 `json:"recipientsDeferred"`  // recipient attempts to be retried
+	DSNs        uint64 `json:"dsnsSent"`            // notifications queued
+	Badmail     uint64 `json:"badmail"`             // messages put in Badmail
+	Connections uint64 `json:"outboundConnections"` // outbound SMTP connections opened
 }
 
 // Refusal is a configuration the worker would not run.
@@ -134,8 +147,11 @@ func (t *Timer) Snapshot() Histogram {
 }
 
 // Handler serves /status, /healthz and /metrics from snapshots taken by get.
-func Handler(get func() Status) http.Handler {
+func Handler(get func() Status, extra ...Route) http.Handler {
 	mux := http.NewServeMux()
+	for _, r := range extra {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		b, _ := json.MarshalIndent(get(), "", "  ")
@@ -156,6 +172,12 @@ func Handler(get func() Status) http.Handler {
 		WriteMetrics(w, get())
 	})
 	return mux
+}
+
+// Route is one more endpoint served beside the status ones (the queue's).
+type Route struct {
+	Pattern string // http.ServeMux pattern, "/queue"
+	Handler http.Handler
 }
 
 // WriteFile writes the status as JSON to path atomically: a reader sees the
@@ -221,6 +243,20 @@ func WriteMetrics(w io.Writer, st Status) {
 
 	metric("smtpsvc_draining_generations", "gauge", "Retired configuration generations still finishing sessions.")
 	fmt.Fprintf(&b, "smtpsvc_draining_generations %d\n", st.Draining)
+
+	q := st.Queue
+	metric("smtpsvc_queue_messages", "gauge", "Messages in the queue.")
+	fmt.Fprintf(&b, "smtpsvc_queue_messages %d\n", q.Messages)
+	metric("smtpsvc_queue_recipients_total", "counter", "Recipient delivery outcomes.")
+	fmt.Fprintf(&b, "smtpsvc_queue_recipients_total{result=\"delivered\"} %d\n", q.Delivered)
+	fmt.Fprintf(&b, "smtpsvc_queue_recipients_total{result=\"failed\"} %d\n", q.Failed)
+	fmt.Fprintf(&b, "smtpsvc_queue_recipients_total{result=\"deferred\"} %d\n", q.Deferred)
+	metric("smtpsvc_queue_dsns_total", "counter", "Delivery status notifications queued.")
+	fmt.Fprintf(&b, "smtpsvc_queue_dsns_total %d\n", q.DSNs)
+	metric("smtpsvc_queue_badmail_total", "counter", "Messages put in Badmail.")
+	fmt.Fprintf(&b, "smtpsvc_queue_badmail_total %d\n", q.Badmail)
+	metric("smtpsvc_outbound_connections_total", "counter", "Outbound SMTP connections opened.")
+	fmt.Fprintf(&b, "smtpsvc_outbound_connections_total %d\n", q.Connections)
 
 	servers := append([]Server(nil), st.Servers...)
 	sort.Slice(servers, func(i, j int) bool { return servers[i].Instance < servers[j].Instance })
