@@ -41,6 +41,7 @@ import (
 	"github.com/ds2mb/ds2mb/schema"
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/queue"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
 	"github.com/ds2mb/ds2mb/smtpsvc/session"
 	"github.com/ds2mb/ds2mb/smtpsvc/status"
@@ -71,6 +72,16 @@ type Options struct {
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	Watch           watch.Options
+
+	// Minute is how long one minute of the metabase's minute-valued
+	// delivery settings lasts (retry intervals, delay and expiry); 0 =
+	// time.Minute. Tests shorten it.
+	Minute time.Duration
+	// Delivery configures the queue manager (its Logger is the worker's).
+	Delivery queue.Options
+	// NoDelivery only spools: the queue manager does not run, and
+	// accepted mail waits in the queue folders for another process.
+	NoDelivery bool
 
 	Logger            *slog.Logger  // nil = slog.Default()
 	Auth              auth.Checker  // nil: AUTH not offered
@@ -103,6 +114,8 @@ type Worker struct {
 
 	statusLn net.Listener
 	fileMu   sync.Mutex
+
+	queue *queue.Manager // nil with NoDelivery
 }
 
 // New returns a Worker that has not started. It binds the status address
@@ -129,6 +142,13 @@ func New(o Options) (*Worker, error) {
 		o.Limiter = auth.NewLimiter(5, time.Minute)
 	}
 	w := &Worker{o: o, log: o.Logger, started: time.Now(), stats: map[int]*session.Stats{}, envs: map[int]*session.Env{}}
+	if !o.NoDelivery {
+		qo := o.Delivery
+		if qo.Logger == nil {
+			qo.Logger = o.Logger.With("part", "queue")
+		}
+		w.queue = queue.New(qo)
+	}
 	w.sup = supervisor.New(supervisor.Options{DrainTimeout: o.DrainTimeout, OnEvent: w.supervisorEvent})
 	if o.StatusAddr != "" {
 		ln, err := net.Listen("tcp", o.StatusAddr)
@@ -163,7 +183,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	var httpSrv *http.Server
 	httpDone := make(chan struct{})
 	if w.statusLn != nil {
-		httpSrv = &http.Server{Handler: status.Handler(w.Status), ReadHeaderTimeout: 10 * time.Second}
+		var routes []status.Route
+		if w.queue != nil {
+			routes = append(routes, status.Route{Pattern: "/queue", Handler: w.queue.Handler()},
+				status.Route{Pattern: "/queue/", Handler: w.queue.Handler()})
+		}
+		httpSrv = &http.Server{Handler: status.Handler(w.Status, routes...), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			defer close(httpDone)
 			if err := httpSrv.Serve(w.statusLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -177,6 +202,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	qctx, qcancel := context.WithCancel(context.Background())
+	defer qcancel()
+	qdone := make(chan struct{})
+	if w.queue != nil {
+		go func() {
+			defer close(qdone)
+			w.queue.Run(qctx, w.o.ShutdownTimeout)
+		}()
+	} else {
+		close(qdone)
+	}
 	poll := w.o.Watch.Poll
 	if poll <= 0 {
 		poll = watch.DefaultPoll
@@ -211,6 +247,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.sup.Shutdown(sctx); err != nil {
 		w.log.Warn("sessions still open at the shutdown deadline were closed", "err", err)
 	}
+	// Sessions are done: nothing more is spooled. Stop the deliveries
+	// under way (what they leave pending stays queued).
+	qcancel()
+	<-qdone
 	if httpSrv != nil {
 		hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		httpSrv.Shutdown(hctx)
@@ -269,7 +309,7 @@ func (w *Worker) reload(force bool) {
 		w.refuse(v, known, fmt.Errorf("%s: %w", w.o.Metabase, err), nil)
 		return
 	}
-	cfg, err := config.Build(tree, config.Options{BaseDir: w.o.BaseDir, Hostname: w.o.Hostname})
+	cfg, err := config.Build(tree, config.Options{BaseDir: w.o.BaseDir, Hostname: w.o.Hostname, Minute: w.o.Minute})
 	if err != nil {
 		w.refuse(tree.Version, true, err, problemsOf(err))
 		return
@@ -291,6 +331,9 @@ func (w *Worker) reload(force bool) {
 	}
 	took := time.Since(begin)
 	w.cfg.Store(cfg)
+	if w.queue != nil {
+		w.queue.Update(cfg)
+	}
 	w.smu.Lock()
 	if res.Changed() {
 		w.reloads.applied++
@@ -338,6 +381,9 @@ func (w *Worker) env(instance int) *session.Env {
 	e := &session.Env{
 		Logger: w.log.With("vs", instance), Stats: st, Auth: w.o.Auth, Resolver: w.o.Resolver,
 		TLS: w.o.TLS, AllowInsecureAuth: w.o.AllowInsecureAuth, Limiter: w.o.Limiter,
+	}
+	if w.queue != nil {
+		e.Queue = w.queue
 	}
 	w.envs[instance] = e
 	return e
@@ -416,6 +462,11 @@ func (w *Worker) Status() status.Status {
 	if w.refused != nil {
 		r := *w.refused
 		out.Refused = &r
+	}
+	if q := w.queue; q != nil {
+		qs := q.Stats()
+		out.Queue = status.Queue{Messages: q.Len(), Delivered: qs.Delivered.Load(), Failed: qs.Failed.Load(),
+			Deferred: qs.Deferred.Load(), DSNs: qs.DSNs.Load(), Badmail: qs.Badmail.Load(), Connections: qs.Connection.Load()}
 	}
 	for _, vs := range st.Servers {
 		s := status.Server{

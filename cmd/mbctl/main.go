@@ -7,6 +7,7 @@
 //	mbctl diff [--metabase FILE] A B
 //	mbctl history [--metabase FILE]
 //	mbctl restore [--metabase FILE] VERSION
+//	mbctl queue [--worker ADDR] [--json] [list | retry ID | delete ID]
 //	mbctl version
 //
 // --metabase defaults to $DS2MB_METABASE, else ./MetaBase.xml.
@@ -50,6 +51,11 @@ Usage:
         list the versions kept in the history folder
   mbctl restore [--metabase FILE] VERSION
         save version VERSION from the history as a new version
+  mbctl queue [--worker ADDR] [--json] [list | retry ID | delete ID]
+        the SMTP worker's queue: every message with its state, attempts,
+        next attempt and last error; retry makes one due now, delete removes
+        it without a notification (ADDR: the worker's --status-addr,
+        default $DS2MB_WORKER or 127.0.0.1:8025)
   mbctl version
         print mbctl's version
 
@@ -81,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return c.history(rest)
 	case "restore":
 		return c.restore(rest)
+	case "queue":
+		return c.queueCmd(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mbctl", buildVersion())
 		return exitOK

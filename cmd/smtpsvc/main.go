@@ -4,6 +4,10 @@
 //
 //	smtpsvc --metabase FILE [--status-addr 127.0.0.1:8025] [--status-file F] [--log-level info]
 //
+// It delivers what it accepts (local Maildir store or LMTP, Drop folders,
+// DNS MX or smart host), retries, sends DSNs, keeps Badmail and reads each
+// virtual server's Pickup folder; --no-delivery only spools.
+//
 // SIGTERM or SIGINT stops accepting and drains the sessions for at most
 // --shutdown-timeout.
 package main
@@ -47,6 +51,8 @@ func main() {
 	flag.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long sessions may run on after SIGTERM")
 	flag.DurationVar(&o.Watch.Poll, "poll", watch.DefaultPoll, "safety-net stat interval of the metabase file")
 	flag.BoolVar(&o.AllowInsecureAuth, "allow-insecure-auth", false, "offer AUTH without TLS to loopback clients (tests and the demo only)")
+	flag.BoolVar(&o.NoDelivery, "no-delivery", false, "only spool accepted mail: no delivery, no Pickup (another process takes the queue folders)")
+	flag.DurationVar(&o.Minute, "queue-minute", time.Minute, "how long one minute of the metabase's retry, delay and expiry settings lasts (shorten for tests)")
 	flag.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&authFile, "auth-file", "", `password file for AUTH: one "user:bcrypt-hash" per line`)
 	flag.StringVar(&ldapURL, "auth-ldap-url", "", "check AUTH by an LDAP simple bind against this directory (ldap://host:port)")

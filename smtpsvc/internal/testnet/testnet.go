@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"strings"
 	"sync"
@@ -191,6 +192,7 @@ func serve(t testing.TB, l net.Listener, lmtp bool) *Sink {
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.AllowInsecureAuth = true
 	s.srv.EnableDSN = true
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	go s.srv.Serve(&countingListener{Listener: l, s: s})
 	t.Cleanup(func() { s.srv.Close() })
 	return s

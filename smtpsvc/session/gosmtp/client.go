@@ -987,3 +987,7 @@ func allASCII(ss []string) bool {
 	}
 	return true
 }
+
+// StartTLS sends STARTTLS and upgrades the connection (ds2mb patch: the
+// outbound client decides after EHLO whether to encrypt, opportunistically).
+func (c *Client) StartTLS(config *tls.Config) error { return c.startTLS(config) }

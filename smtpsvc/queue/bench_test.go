@@ -1,0 +1,43 @@
+package queue_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkRelay: 1,000 messages of 4 KiB already in the spool, to 10
+// remote domains whose MX (looked up in a DNS server of the test) is one
+// sink on loopback, delivered with the default limits. It reports
+// messages per second from the first attempt to the last delivery.
+//
+//	go test -run '^$' -bench Relay -benchtime 3x ./smtpsvc/queue
+func BenchmarkRelay(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		port, s := sinks(b, "127.0.0.2")
+		e := newEnv(b, port)
+		for d := range 10 {
+			e.dns.MX(b, fmt.Sprintf("d%d.test", d), 10, fmt.Sprintf("mx.d%d.test", d), "127.0.0.2")
+		}
+		e.build()
+		const n = 1000
+		msg := body + fmt.Sprintf("%4096s\r\n", "x")
+		paths := make([]string, 0, n)
+		for i := range n {
+			paths = append(paths, e.spoolMsg("sender@sender.test", []string{fmt.Sprintf("r%d@d%d.test", i, i%10)}, nil, "", msg))
+		}
+		e.start(nil)
+		b.StartTimer()
+		start := time.Now()
+		for _, p := range paths {
+			e.q.Enqueue(1, p)
+		}
+		s[0].Wait(b, n, 2*time.Minute)
+		el := time.Since(start)
+		b.StopTimer()
+		e.stop()
+		b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+		b.StartTimer()
+	}
+}
