@@ -342,3 +342,8 @@ func SamePort(t testing.TB, hosts ...string) (int, []net.Listener) {
 	t.Fatal("no port free on every address")
 	return 0, nil
 }
+
+// Opener returns a delivery.Job Open function over a fixed message.
+func Opener(msg string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(msg)), nil }
+}
