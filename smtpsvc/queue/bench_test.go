@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,8 +22,8 @@ func BenchmarkRelay(b *testing.B) {
 			e.dns.MX(b, fmt.Sprintf("d%d.test", d), 10, fmt.Sprintf("mx.d%d.test", d), "127.0.0.2")
 		}
 		e.build()
-		const n = 1000
-		msg := body + fmt.Sprintf("%4096s\r\n", "x")
+		n := benchN
+		msg := body + strings.Repeat(strings.Repeat("x", 62)+"\r\n", 64) // 4 KiB in lines of 64 bytes
 		paths := make([]string, 0, n)
 		for i := range n {
 			paths = append(paths, e.spoolMsg("sender@sender.test", []string{fmt.Sprintf("r%d@d%d.test", i, i%10)}, nil, "", msg))
@@ -41,3 +42,6 @@ func BenchmarkRelay(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// benchN is the number of messages of BenchmarkRelay.
+var benchN = 1000
