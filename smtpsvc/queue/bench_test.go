@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ func BenchmarkRelay(b *testing.B) {
 		for d := range 10 {
 			e.dns.MX(b, fmt.Sprintf("d%d.test", d), 10, fmt.Sprintf("mx.d%d.test", d), "127.0.0.2")
 		}
+		if v := os.Getenv("BENCH_PER_DOMAIN"); v != "" {
+			e.set("MaxOutConnectionsPerDomain", v)
+		}
 		e.build()
 		n := benchN
 		msg := body + strings.Repeat(strings.Repeat("x", 62)+"\r\n", 64) // 4 KiB in lines of 64 bytes
@@ -39,6 +43,7 @@ func BenchmarkRelay(b *testing.B) {
 		b.StopTimer()
 		e.stop()
 		b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+		b.ReportMetric(float64(e.q.Stats().Connection.Load()), "conns")
 		b.StartTimer()
 	}
 }

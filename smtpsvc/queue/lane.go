@@ -127,10 +127,18 @@ func (l *lane) submit(j *job) {
 		l.ready = make(chan struct{})
 		return
 	}
-	if l.workers < limit {
+	// Slow start: another connection only when the waiting jobs outnumber
+	// what the open ones will take soon. A burst opening hundreds of
+	// connections at once overflows the peer's accept queue and costs
+	// seconds of SYN retransmits, where a few busy connections carry it.
+	if l.workers < limit && len(l.fifo) > jobsPerWorker*l.workers {
 		l.spawn()
 	}
 }
+
+// jobsPerWorker is how many waiting jobs each open connection of a lane
+// must have before another one is opened.
+const jobsPerWorker = 4
 
 // spawn starts a worker (l.mu held).
 func (l *lane) spawn() {
