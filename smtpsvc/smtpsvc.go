@@ -41,6 +41,7 @@ import (
 	"github.com/ds2mb/ds2mb/schema"
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/pickup"
 	"github.com/ds2mb/ds2mb/smtpsvc/queue"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
 	"github.com/ds2mb/ds2mb/smtpsvc/session"
@@ -79,6 +80,9 @@ type Options struct {
 	Minute time.Duration
 	// Delivery configures the queue manager (its Logger is the worker's).
 	Delivery queue.Options
+	// Pickup configures the Pickup folder watchers (their Submitter is the
+	// queue, their Logger the worker's).
+	Pickup pickup.Options
 	// NoDelivery only spools: the queue manager does not run, and
 	// accepted mail waits in the queue folders for another process.
 	NoDelivery bool
@@ -115,7 +119,8 @@ type Worker struct {
 	statusLn net.Listener
 	fileMu   sync.Mutex
 
-	queue *queue.Manager // nil with NoDelivery
+	queue  *queue.Manager  // nil with NoDelivery
+	pickup *pickup.Manager // nil with NoDelivery
 }
 
 // New returns a Worker that has not started. It binds the status address
@@ -148,6 +153,12 @@ func New(o Options) (*Worker, error) {
 			qo.Logger = o.Logger.With("part", "queue")
 		}
 		w.queue = queue.New(qo)
+		po := o.Pickup
+		po.Submitter = w.queue
+		if po.Logger == nil {
+			po.Logger = o.Logger.With("part", "pickup")
+		}
+		w.pickup = pickup.New(po)
 	}
 	w.sup = supervisor.New(supervisor.Options{DrainTimeout: o.DrainTimeout, OnEvent: w.supervisorEvent})
 	if o.StatusAddr != "" {
@@ -209,6 +220,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() {
 			defer close(qdone)
 			w.queue.Run(qctx, w.o.ShutdownTimeout)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.pickup.Run(wctx)
 		}()
 	} else {
 		close(qdone)
@@ -333,6 +349,7 @@ func (w *Worker) reload(force bool) {
 	w.cfg.Store(cfg)
 	if w.queue != nil {
 		w.queue.Update(cfg)
+		w.pickup.Update(cfg)
 	}
 	w.smu.Lock()
 	if res.Changed() {
@@ -467,6 +484,8 @@ func (w *Worker) Status() status.Status {
 		qs := q.Stats()
 		out.Queue = status.Queue{Messages: q.Len(), Delivered: qs.Delivered.Load(), Failed: qs.Failed.Load(),
 			Deferred: qs.Deferred.Load(), DSNs: qs.DSNs.Load(), Badmail: qs.Badmail.Load(), Connections: qs.Connection.Load()}
+		ps := w.pickup.Stats()
+		out.Queue.PickupSubmitted, out.Queue.PickupRejected = ps.Submitted, ps.Rejected
 	}
 	for _, vs := range st.Servers {
 		s := status.Server{

@@ -46,6 +46,10 @@ type Queue struct {
 	DSNs        uint64 `json:"dsnsSent"`            // notifications queued
 	Badmail     uint64 `json:"badmail"`             // messages put in Badmail
 	Connections uint64 `json:"outboundConnections"` // outbound SMTP connections opened
+	// PickupSubmitted and PickupRejected count Pickup folder files spooled
+	// and put in Badmail.
+	PickupSubmitted int64 `json:"pickupSubmitted"`
+	PickupRejected  int64 `json:"pickupRejected"`
 }
 
 // Refusal is a configuration the worker would not run.
@@ -257,6 +261,9 @@ func WriteMetrics(w io.Writer, st Status) {
 	fmt.Fprintf(&b, "smtpsvc_queue_badmail_total %d\n", q.Badmail)
 	metric("smtpsvc_outbound_connections_total", "counter", "Outbound SMTP connections opened.")
 	fmt.Fprintf(&b, "smtpsvc_outbound_connections_total %d\n", q.Connections)
+	metric("smtpsvc_pickup_files_total", "counter", "Pickup folder files taken.")
+	fmt.Fprintf(&b, "smtpsvc_pickup_files_total{result=\"submitted\"} %d\n", q.PickupSubmitted)
+	fmt.Fprintf(&b, "smtpsvc_pickup_files_total{result=\"badmail\"} %d\n", q.PickupRejected)
 
 	servers := append([]Server(nil), st.Servers...)
 	sort.Slice(servers, func(i, j int) bool { return servers[i].Instance < servers[j].Instance })
