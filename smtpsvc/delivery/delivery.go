@@ -81,6 +81,10 @@ type Result struct {
 	// quotes them as "smtp; 550 5.1.1 …"); false when this server made the
 	// result up (a lookup or connection failure, a local write error).
 	FromRemote bool
+	// DSNPassed: the next hop offered DSN (RFC 3461) and took the
+	// recipient's NOTIFY and ORCPT, so it reports success itself and this
+	// server does not send a "relayed" notification.
+	DSNPassed bool `json:",omitempty"`
 }
 
 // OK reports a delivered recipient (2xx).

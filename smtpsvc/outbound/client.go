@@ -333,7 +333,8 @@ func (cn *Conn) Send(ctx context.Context, job *delivery.Job) []delivery.Result {
 		return dataErr(err)
 	}
 	for _, i := range accepted {
-		results[i] = delivery.Result{Rcpt: job.Rcpts[i], Code: 250, Status: "2.0.0", Text: "queued by " + cn.host, RemoteMTA: cn.host, FromRemote: true}
+		results[i] = delivery.Result{Rcpt: job.Rcpts[i], Code: 250, Status: "2.0.0", Text: "queued by " + cn.host,
+			RemoteMTA: cn.host, FromRemote: true, DSNPassed: dsnOK}
 	}
 	return results
 }

@@ -75,7 +75,15 @@ func (m *Manager) notify(srv *server, msg *message, fails, delays, oks []int, no
 	if d := pick(delays, "DELAY"); len(d) > 0 {
 		m.report(srv, msg, d, "delayed", now)
 	}
-	if s := pick(oks, "SUCCESS"); len(s) > 0 {
+	// A next hop that took the DSN parameters reports success itself
+	// (RFC 3461 §6.2.2); "relayed" is for one that did not.
+	var ours []int
+	for _, i := range oks {
+		if last := msg.state.Rcpts[i].Last; last == nil || !last.DSNPassed {
+			ours = append(ours, i)
+		}
+	}
+	if s := pick(ours, "SUCCESS"); len(s) > 0 {
 		m.report(srv, msg, s, "", now)
 	}
 }
@@ -142,11 +150,24 @@ func (m *Manager) report(srv *server, msg *message, idx []int, action string, no
 		to = append(to, vs.Delivery.SendNdrTo)
 	}
 	denv := &spool.Envelope{From: "", To: to, Client: "ds2mb dsn", Kind: kindDSN}
+	if eightBit(data) {
+		denv.FromParams = "BODY=8BITMIME" // the returned original has 8-bit text
+	}
 	if _, err := m.Submit(msg.instance, denv, bytes.NewReader(data)); err != nil {
 		m.badmail(srv, msg, env, "the delivery status notification could not be queued: "+err.Error())
 		return
 	}
 	m.stats.DSNs.Add(1)
+}
+
+// eightBit reports whether data has a byte above 127.
+func eightBit(data []byte) bool {
+	for _, b := range data {
+		if b >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // hostOnly is the host name of a RemoteMTA ("mx.example.com [127.0.0.2]").

@@ -436,7 +436,7 @@ func (m *Manager) attempt(msg *message) {
 		j := &job{msg: msg, idx: g.idx, Job: delivery.Job{ID: msg.id, From: env.From, Params: env.FromParams,
 			Size: msg.stored.Size, Open: msg.stored.Open}}
 		if !g.dest.local() && srv.vs.Delivery.Masquerade != "" {
-			j.From = masquerade(env.From, srv.vs.Delivery.Masquerade)
+			j.From = masquerade(srv.vs, env.From)
 		}
 		for _, i := range g.idx {
 			j.Rcpts = append(j.Rcpts, env.To[i])
@@ -621,13 +621,19 @@ func (m *Manager) unreadable(msg *message, err error) {
 	m.remove(msg)
 }
 
-// masquerade replaces the domain of a reverse path.
-func masquerade(from, domain string) string {
+// masquerade replaces the domain of a reverse path in one of the virtual
+// server's local domains by MasqueradeDomain (REFERENCE.md §7: "replaces
+// the local domain in MAIL FROM of outgoing mail"); a relayed sender of
+// another domain is left alone, so that its bounces still reach it.
+func masquerade(vs *config.VirtualServer, from string) string {
 	at := strings.LastIndexByte(from, '@')
 	if from == "" || at < 0 {
 		return from
 	}
-	return from[:at+1] + domain
+	if d, ok := vs.LookupDomain(from[at+1:]); !ok || !d.Local {
+		return from
+	}
+	return from[:at+1] + vs.Delivery.Masquerade
 }
 
 // schedule is a min-heap of messages by next attempt.

@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,11 +335,14 @@ func TestBadmailWhenNDRCannotGo(t *testing.T) {
 	}
 }
 
-// TestNotifySuccessAndNever: NOTIFY=SUCCESS brings a "relayed" report;
+// TestNotifySuccessAndNever: NOTIFY=SUCCESS brings a "relayed" report for
+// a next hop without DSN and a "delivered" one for a local mailbox, while a
+// next hop that offers DSN gets the NOTIFY passed on and reports itself;
 // NOTIFY=NEVER suppresses the failure report.
 func TestNotifySuccessAndNever(t *testing.T) {
-	port, s := sinks(t, "127.0.0.2", "127.0.0.3")
-	s[0].Rcpt = func(to string) *smtp.SMTPError {
+	port, ls := testnet.SamePort(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	dsnHop, sender, plainHop := testnet.ServeSink(t, ls[0]), testnet.ServeSink(t, ls[1]), testnet.ServeSinkNoDSN(t, ls[2])
+	dsnHop.Rcpt = func(to string) *smtp.SMTPError {
 		if strings.HasPrefix(to, "bad") {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no"}
 		}
@@ -347,17 +351,31 @@ func TestNotifySuccessAndNever(t *testing.T) {
 	e := newEnv(t, port)
 	e.dns.MX(t, "remote.test", 10, "mx.remote.test", "127.0.0.2")
 	e.dns.MX(t, "sender.test", 10, "mx.sender.test", "127.0.0.3")
+	e.dns.MX(t, "plain.test", 10, "mx.plain.test", "127.0.0.4")
 	e.start(nil)
-	e.sendP("sender@sender.test", []string{"good@remote.test", "bad@remote.test"}, []string{"NOTIFY=SUCCESS", "NOTIFY=NEVER"}, "", body)
-	got := s[1].Wait(t, 1, 20*time.Second)
+	e.sendP("sender@sender.test", []string{"good@remote.test", "bad@remote.test", "good@plain.test", "alice@example.com"},
+		[]string{"NOTIFY=SUCCESS", "NOTIFY=NEVER", "NOTIFY=SUCCESS,FAILURE", "NOTIFY=SUCCESS"}, "", body)
+	got := sender.Wait(t, 1, 20*time.Second)
 	e.waitEmpty(10 * time.Second)
 	time.Sleep(5 * unit)
-	if s[1].Count() != 1 {
-		t.Fatalf("sender got %d reports, want only the success one", s[1].Count())
+	if sender.Count() != 1 {
+		t.Fatalf("sender got %d reports, want only the success one", sender.Count())
 	}
 	r := parseReport(t, got[0].Data)
-	if len(r.rcpts) != 1 || r.rcpts[0].Get("Action") != "relayed" || !strings.Contains(r.rcpts[0].Get("Final-Recipient"), "good@remote.test") {
-		t.Errorf("success report: %+v", r.rcpts)
+	actions := map[string]string{}
+	for _, rc := range r.rcpts {
+		actions[rc.Get("Final-Recipient")] = rc.Get("Action")
+	}
+	want := map[string]string{"rfc822;good@plain.test": "relayed", "rfc822;alice@example.com": "delivered"}
+	if !reflect.DeepEqual(actions, want) {
+		t.Errorf("success report actions %v, want %v", actions, want)
+	}
+	hop := dsnHop.Wait(t, 1, time.Second)
+	if len(hop[0].To) != 1 || hop[0].Notify[0] != "SUCCESS" {
+		t.Errorf("DSN next hop got %v with NOTIFY %q, want good@remote.test with SUCCESS", hop[0].To, hop[0].Notify)
+	}
+	if plain := plainHop.Wait(t, 1, time.Second); plain[0].Notify[0] != "" {
+		t.Errorf("next hop without DSN got NOTIFY %q", plain[0].Notify[0])
 	}
 }
 
@@ -507,4 +525,37 @@ func TestInspectRetryDelete(t *testing.T) {
 	if err := e.q.Retry("nope"); err != queue.ErrNotQueued {
 		t.Errorf("Retry of an unknown id: %v, want ErrNotQueued", err)
 	}
+}
+
+// TestMasquerade: with DoMasquerade, a sender in a local domain leaves with
+// MasqueradeDomain in MAIL FROM, a relayed sender of another domain is
+// left alone, and NDRs come from postmaster@MasqueradeDomain.
+func TestMasquerade(t *testing.T) {
+	port, s := sinks(t, "127.0.0.2", "127.0.0.3")
+	s[0].Rcpt = func(to string) *smtp.SMTPError {
+		if strings.HasPrefix(to, "bad") {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	}
+	e := newEnv(t, port)
+	e.set("DoMasquerade", "1")
+	e.set("MasqueradeDomain", "Corp.Example")
+	e.dns.MX(t, "remote.test", 10, "mx.remote.test", "127.0.0.2")
+	e.dns.MX(t, "sender.test", 10, "mx.sender.test", "127.0.0.3")
+	e.start(nil)
+	e.send("alice@example.com", []string{"bob@remote.test"}, body)
+	e.send("carol@sender.test", []string{"bad@remote.test"}, body)
+	got := s[0].Wait(t, 1, 20*time.Second)
+	if got[0].From != "alice@corp.example" {
+		t.Errorf("local sender left as %q, want alice@corp.example", got[0].From)
+	}
+	ndr := s[1].Wait(t, 1, 20*time.Second)
+	if ndr[0].From != "" || len(ndr[0].To) != 1 || ndr[0].To[0] != "carol@sender.test" {
+		t.Errorf("NDR envelope %q -> %v, want <> -> carol@sender.test (the relayed sender unmasqueraded)", ndr[0].From, ndr[0].To)
+	}
+	if !strings.Contains(string(ndr[0].Data), "<postmaster@corp.example>\r\n") {
+		t.Errorf("NDR is not from postmaster@corp.example:\n%s", ndr[0].Data)
+	}
+	e.waitEmpty(10 * time.Second)
 }

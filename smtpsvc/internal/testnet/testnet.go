@@ -141,12 +141,15 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 // Message is one message a sink received.
 type Message struct {
-	From  string
-	To    []string
-	Data  []byte
-	At    time.Time
-	Host  string // the sink's address
-	Conns int    // connections the sink had open when it arrived
+	From string
+	To   []string
+	Data []byte
+	At   time.Time
+	// Notify is each recipient's NOTIFY parameter as the sink got it
+	// ("SUCCESS,FAILURE"; "" when none was sent).
+	Notify []string
+	Host   string // the sink's address
+	Conns  int    // connections the sink had open when it arrived
 }
 
 // Sink is an SMTP server that records what it receives.
@@ -177,13 +180,17 @@ func StartSink(t testing.TB, addr string) *Sink {
 }
 
 // ServeSink serves a sink on a listener the caller opened.
-func ServeSink(t testing.TB, l net.Listener) *Sink { return serve(t, l, false) }
+func ServeSink(t testing.TB, l net.Listener) *Sink { return serve(t, l, false, true) }
+
+// ServeSinkNoDSN serves a sink that does not offer the DSN extension, as
+// a next hop that cannot take NOTIFY.
+func ServeSinkNoDSN(t testing.TB, l net.Listener) *Sink { return serve(t, l, false, false) }
 
 // ServeLMTP serves an LMTP sink (RFC 2033) on a listener, a unix socket
 // or a TCP one.
-func ServeLMTP(t testing.TB, l net.Listener) *Sink { return serve(t, l, true) }
+func ServeLMTP(t testing.TB, l net.Listener) *Sink { return serve(t, l, true, true) }
 
-func serve(t testing.TB, l net.Listener, lmtp bool) *Sink {
+func serve(t testing.TB, l net.Listener, lmtp, dsn bool) *Sink {
 	s := &Sink{Addr: l.Addr().String(), notify: make(chan struct{}, 1)}
 	s.srv = smtp.NewServer(s)
 	s.srv.LMTP = lmtp
@@ -191,7 +198,7 @@ func serve(t testing.TB, l net.Listener, lmtp bool) *Sink {
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.AllowInsecureAuth = true
-	s.srv.EnableDSN = true
+	s.srv.EnableDSN = dsn
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	go s.srv.Serve(&countingListener{Listener: l, s: s})
 	t.Cleanup(func() { s.srv.Close() })
@@ -234,9 +241,10 @@ func (s *Sink) Wait(t testing.TB, n int, deadline time.Duration) []Message {
 func (s *Sink) NewSession(c *smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }
 
 type sinkSession struct {
-	s    *Sink
-	from string
-	to   []string
+	s      *Sink
+	from   string
+	to     []string
+	notify []string
 }
 
 func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
@@ -244,13 +252,20 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *sinkSession) Rcpt(to string, o *smtp.RcptOptions) error {
 	if f := ss.s.Rcpt; f != nil {
 		if e := f(to); e != nil {
 			return e
 		}
 	}
 	ss.to = append(ss.to, to)
+	var n []string
+	if o != nil {
+		for _, v := range o.Notify {
+			n = append(n, string(v))
+		}
+	}
+	ss.notify = append(ss.notify, strings.Join(n, ","))
 	return nil
 }
 
@@ -265,7 +280,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		}
 	}
 	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: b.Bytes(),
+	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Notify: append([]string(nil), ss.notify...), Data: b.Bytes(),
 		At: time.Now(), Host: ss.s.Addr, Conns: int(ss.s.open.Load())})
 	ss.s.mu.Unlock()
 	ss.s.accepted.Add(1)
@@ -276,7 +291,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	return nil
 }
 
-func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
+func (ss *sinkSession) Reset()        { ss.from, ss.to, ss.notify = "", nil, nil }
 func (ss *sinkSession) Logout() error { return nil }
 
 // countingListener counts the sink's open connections.
