@@ -155,17 +155,23 @@ func TestTemporaryFailureRetriedOnSchedule(t *testing.T) {
 	}
 }
 
+// refuse is a sink's RCPT hook that answers 550 5.1.1 to recipients
+// starting with prefix.
+func refuse(prefix string) func(string) *smtp.SMTPError {
+	return func(to string) *smtp.SMTPError {
+		if strings.HasPrefix(to, prefix) {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	}
+}
+
 // TestPermanentFailureBounces: a 5xx fails the recipient at once, the other
 // recipient is delivered, and the sender gets a valid RFC 3464 report for
 // the failed one only.
 func TestPermanentFailureBounces(t *testing.T) {
 	port, s := sinks(t, "127.0.0.2", "127.0.0.3")
-	s[0].Rcpt = func(to string) *smtp.SMTPError {
-		if strings.HasPrefix(to, "nobody@") {
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-		}
-		return nil
-	}
+	s[0].Rcpt = refuse("nobody@")
 	e := newEnv(t, port)
 	e.dns.MX(t, "remote.test", 10, "mx.remote.test", "127.0.0.2")
 	e.dns.MX(t, "sender.test", 10, "mx.sender.test", "127.0.0.3")
@@ -342,12 +348,7 @@ func TestBadmailWhenNDRCannotGo(t *testing.T) {
 func TestNotifySuccessAndNever(t *testing.T) {
 	port, ls := testnet.SamePort(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
 	dsnHop, sender, plainHop := testnet.ServeSink(t, ls[0]), testnet.ServeSink(t, ls[1]), testnet.ServeSinkNoDSN(t, ls[2])
-	dsnHop.Rcpt = func(to string) *smtp.SMTPError {
-		if strings.HasPrefix(to, "bad") {
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no"}
-		}
-		return nil
-	}
+	dsnHop.Rcpt = refuse("bad")
 	e := newEnv(t, port)
 	e.dns.MX(t, "remote.test", 10, "mx.remote.test", "127.0.0.2")
 	e.dns.MX(t, "sender.test", 10, "mx.sender.test", "127.0.0.3")
@@ -532,12 +533,7 @@ func TestInspectRetryDelete(t *testing.T) {
 // left alone, and NDRs come from postmaster@MasqueradeDomain.
 func TestMasquerade(t *testing.T) {
 	port, s := sinks(t, "127.0.0.2", "127.0.0.3")
-	s[0].Rcpt = func(to string) *smtp.SMTPError {
-		if strings.HasPrefix(to, "bad") {
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-		}
-		return nil
-	}
+	s[0].Rcpt = refuse("bad")
 	e := newEnv(t, port)
 	e.set("DoMasquerade", "1")
 	e.set("MasqueradeDomain", "Corp.Example")
