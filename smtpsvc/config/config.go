@@ -65,6 +65,7 @@ import (
 
 	"github.com/ds2mb/ds2mb/metabase"
 	"github.com/ds2mb/ds2mb/schema"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 )
 
 // Config is one immutable runtime configuration built from one MetaBase.xml.
@@ -266,6 +267,10 @@ type VirtualServer struct {
 	LogFilePeriod    int    // 0 size, 1 daily, 2 weekly, 3 monthly, 4 hourly
 
 	Delivery Delivery // how queued mail leaves this virtual server
+
+	// EventBindings are the event bindings under …/EventManager, by
+	// Location; the worker makes them a dispatcher with its sink classes.
+	EventBindings []events.Binding `json:",omitempty"`
 
 	exact map[string]int // domain name -> index in Domains, non-wildcard
 	wild  map[string]int // wildcard base name -> index in Domains
@@ -542,6 +547,7 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 
 	b.delivery(vs)
 	b.domains(vs)
+	b.eventBindings(vs)
 	if len(b.probs) > before {
 		return nil
 	}
@@ -715,6 +721,45 @@ func (b *builder) domains(vs *VirtualServer) {
 			vs.exact[d.Name] = i
 		}
 	}
+}
+
+// eventBindings reads the virtual server's event bindings
+// (REFERENCE.md §5.7): each …/Bindings/{ID} node with its SourceProperties
+// (Priority, Rule) and SinkProperties children.
+func (b *builder) eventBindings(vs *VirtualServer) {
+	for _, n := range b.t.Below(vs.Location + "/EventManager") {
+		place, err := schema.Classify(n.Location)
+		if err != nil || place.Kind != schema.NodeBinding {
+			continue
+		}
+		ev, ok := events.Lookup(place.Event)
+		if !ok {
+			b.add(n.Location, "", "unknown event type %s", place.Event)
+			continue
+		}
+		eb := events.Binding{Location: n.Location, Event: ev, ID: strings.ToUpper(place.Binding),
+			DisplayName: b.own(n, "DisplayName").Str, SinkClass: strings.TrimSpace(b.own(n, "SinkClass").Str),
+			Enabled: b.own(n, "Enabled").DWord != 0, MaxFirings: int(b.own(n, "MaxFirings").DWord),
+			Priority: schema.DefaultPriority, Props: map[string]string{}}
+		if eb.SinkClass == "" {
+			b.add(n.Location, "SinkClass", "a binding needs a sink class")
+		}
+		if src := b.t.Node(n.Location + "/SourceProperties"); src != nil {
+			eb.Priority = int(b.own(src, "Priority").DWord)
+			rule, err := events.ParseRule(b.own(src, "Rule").Str)
+			if err != nil {
+				b.add(src.Location, "Rule", "%v", err)
+			}
+			eb.Rule = rule
+		}
+		if sink := b.t.Node(n.Location + "/SinkProperties"); sink != nil {
+			for _, p := range sink.Props() {
+				eb.Props[p.Name] = p.Text
+			}
+		}
+		vs.EventBindings = append(vs.EventBindings, eb)
+	}
+	slices.SortFunc(vs.EventBindings, func(a, b events.Binding) int { return strings.Compare(a.Location, b.Location) })
 }
 
 // relayIPs reads the effective RelayIpList at loc: the granted hosts, or a
