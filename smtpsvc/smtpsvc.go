@@ -41,6 +41,7 @@ import (
 	"github.com/ds2mb/ds2mb/schema"
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/pickup"
 	"github.com/ds2mb/ds2mb/smtpsvc/queue"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
@@ -87,7 +88,11 @@ type Options struct {
 	// accepted mail waits in the queue folders for another process.
 	NoDelivery bool
 
-	Logger            *slog.Logger  // nil = slog.Default()
+	Logger *slog.Logger // nil = slog.Default()
+	// Sinks holds the sink classes event bindings may name (the main
+	// package registers them); nil = none, and every binding is left out
+	// with a note.
+	Sinks             *events.Registry
 	Auth              auth.Checker  // nil: AUTH not offered
 	Limiter           *auth.Limiter // nil: a default limiter shared by every virtual server
 	Resolver          rdns.Resolver // nil: no reverse DNS lookups
@@ -119,6 +124,10 @@ type Worker struct {
 	statusLn net.Listener
 	fileMu   sync.Mutex
 
+	firings     *events.Firings                            // MaxFirings counts, kept across reloads
+	dispatchers atomic.Pointer[map[int]*events.Dispatcher] // of the running configuration, by instance
+	sinkStats   events.Stats
+
 	queue  *queue.Manager  // nil with NoDelivery
 	pickup *pickup.Manager // nil with NoDelivery
 }
@@ -146,11 +155,15 @@ func New(o Options) (*Worker, error) {
 	if o.Limiter == nil {
 		o.Limiter = auth.NewLimiter(5, time.Minute)
 	}
-	w := &Worker{o: o, log: o.Logger, started: time.Now(), stats: map[int]*session.Stats{}, envs: map[int]*session.Env{}}
+	w := &Worker{o: o, log: o.Logger, started: time.Now(), stats: map[int]*session.Stats{}, envs: map[int]*session.Env{},
+		firings: events.NewFirings()}
 	if !o.NoDelivery {
 		qo := o.Delivery
 		if qo.Logger == nil {
 			qo.Logger = o.Logger.With("part", "queue")
+		}
+		if qo.Events == nil {
+			qo.Events = w.events
 		}
 		w.queue = queue.New(qo)
 		po := o.Pickup
@@ -331,13 +344,16 @@ func (w *Worker) reload(force bool) {
 		return
 	}
 	specs := make([]supervisor.Spec, 0, len(cfg.Servers))
+	disp := map[int]*events.Dispatcher{}
 	for _, vs := range cfg.Servers {
-		env := w.env(vs.Instance)
+		env := *w.env(vs.Instance)
+		env.Events = w.dispatcher(vs)
+		disp[vs.Instance] = env.Events
 		specs = append(specs, supervisor.Spec{
 			Instance: vs.Instance, AutoStart: vs.AutoStart, Bindings: vs.Bindings,
 			Fingerprint: vs.Fingerprint, MaxConnections: vs.MaxConnections,
 			SecureBindings: vs.SecureBindings, TLSConfig: w.tlsConfig(vs), HandshakeTimeout: vs.ConnectionTimeout,
-			New: func() (supervisor.Server, error) { return session.NewServer(vs, env), nil },
+			New: func() (supervisor.Server, error) { return session.NewServer(vs, &env), nil },
 		})
 	}
 	res, err := w.sup.Apply(cfg.Version, specs)
@@ -347,6 +363,7 @@ func (w *Worker) reload(force bool) {
 	}
 	took := time.Since(begin)
 	w.cfg.Store(cfg)
+	w.dispatchers.Store(&disp)
 	if w.queue != nil {
 		w.queue.Update(cfg)
 		w.pickup.Update(cfg)
@@ -385,6 +402,32 @@ func (w *Worker) tlsConfig(vs *config.VirtualServer) *tls.Config {
 		return &tls.Config{Certificates: []tls.Certificate{*vs.TLSCertificate}, MinVersion: tls.VersionTLS12}
 	}
 	return nil
+}
+
+// events returns the running configuration's dispatcher of a virtual
+// server (for the queue's store and log events).
+func (w *Worker) events(instance int) *events.Dispatcher {
+	if m := w.dispatchers.Load(); m != nil {
+		return (*m)[instance]
+	}
+	return nil
+}
+
+// dispatcher makes the event-sink dispatcher of a virtual server's
+// bindings; bindings it cannot make (an unknown sink class, bad sink
+// properties) are left out, noted in the virtual server's Notes and
+// logged, and the rest run.
+func (w *Worker) dispatcher(vs *config.VirtualServer) *events.Dispatcher {
+	if len(vs.EventBindings) == 0 {
+		return nil
+	}
+	d, probs := events.Build(vs.EventBindings, events.Options{Registry: w.o.Sinks, Firings: w.firings,
+		Logger: w.log.With("vs", vs.Instance, "part", "events"), Stats: &w.sinkStats})
+	for _, p := range probs {
+		vs.Notes = append(vs.Notes, p.String())
+		w.log.Warn("event binding left out", "location", p.Location, "property", p.Property, "reason", p.Reason)
+	}
+	return d
 }
 
 func (w *Worker) env(instance int) *session.Env {
@@ -486,6 +529,17 @@ func (w *Worker) Status() status.Status {
 			Deferred: qs.Deferred.Load(), DSNs: qs.DSNs.Load(), Badmail: qs.Badmail.Load(), Connections: qs.Connection.Load()}
 		ps := w.pickup.Stats()
 		out.Queue.PickupSubmitted, out.Queue.PickupRejected = ps.Submitted, ps.Rejected
+	}
+	out.Sinks = status.Sinks{Fired: w.sinkStats.Fired.Load(), Stopped: w.sinkStats.Stopped.Load(),
+		Failed: w.sinkStats.Failed.Load(), TimedOut: w.sinkStats.TimedOut.Load()}
+	for _, ss := range w.stats {
+		out.Sinks.Discarded += ss.Discarded.Load()
+		out.Sinks.Badmail += ss.Badmailed.Load()
+	}
+	if cfg != nil {
+		for _, vs := range cfg.Servers {
+			out.Sinks.Bindings += len(vs.EventBindings)
+		}
 	}
 	for _, vs := range st.Servers {
 		s := status.Server{

@@ -1,14 +1,17 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
 	"github.com/ds2mb/ds2mb/smtpsvc/delivery"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/local"
 	"github.com/ds2mb/ds2mb/smtpsvc/outbound"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
@@ -222,8 +225,46 @@ func (l *lane) workLocal() {
 	defer l.exit()
 	agent := l.agent()
 	for j := l.next(l.m.o.Linger); j != nil; j = l.next(l.m.o.Linger) {
+		if l.dest.key.kind != kindDrop {
+			if res := l.store(j); res != nil {
+				l.m.finish(j, res)
+				continue
+			}
+		}
 		l.m.finish(j, agent.Deliver(l.m.ctx, &j.Job))
 	}
+}
+
+// store fires the StoreDriver event on a job for local mailboxes: sinks
+// may change the content stored (the job then reads their version) or
+// discard the message for these recipients, which then count as
+// delivered. It returns the results when the job is settled here.
+func (l *lane) store(j *job) []delivery.Result {
+	d := l.m.dispatcher(l.srv.instance)
+	if !d.Has(events.StoreDriver) {
+		return nil
+	}
+	open := j.Open
+	mm := events.NewMailMsg(j.From, append([]string(nil), j.Rcpts...), func() ([]byte, error) {
+		r, err := open()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(r)
+	})
+	mm.FromParams = j.Params
+	mm.Fields["queueid"] = j.ID
+	d.Fire(l.m.ctx, &events.Event{Type: events.StoreDriver, Instance: l.srv.instance, Msg: mm})
+	if mm.Status != events.Deliver {
+		return delivery.All(&j.Job, delivery.Delivered("", "discarded by an event sink at local delivery"))
+	}
+	if mm.Changed() {
+		data, _ := mm.Data()
+		j.Open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+		j.Size = int64(len(data))
+	}
+	return nil
 }
 
 // localAgent is a delivery agent for mail that stays on this machine.

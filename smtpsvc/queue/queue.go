@@ -63,6 +63,7 @@ import (
 
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
 	"github.com/ds2mb/ds2mb/smtpsvc/delivery"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/outbound"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
 )
@@ -76,6 +77,10 @@ type Options struct {
 	Resolver   outbound.Resolver
 	ResolvConf string        // "" = /etc/resolv.conf
 	DNSTimeout time.Duration // per query; 0 = 5 s
+	// Events returns the event-sink dispatcher of a virtual server (the
+	// StoreDriver event before local delivery, MsgTrackLog on every
+	// recipient outcome); nil, or a nil result, = no sinks.
+	Events func(instance int) *events.Dispatcher
 	// Linger is how long an idle outbound connection waits for another
 	// message of its destination before it says QUIT; 0 = 1 s.
 	Linger time.Duration
@@ -502,11 +507,13 @@ func (m *Manager) settle(msg *message) {
 				rs.Status = delivered
 				m.stats.Delivered.Add(1)
 				oks = append(oks, i)
+				m.track(msg, "delivered", rs)
 				continue
 			case r.Permanent():
 				rs.Status = failed
 				m.stats.Failed.Add(1)
 				fails = append(fails, i)
+				m.track(msg, "failed", rs)
 				continue
 			}
 		}
@@ -526,9 +533,13 @@ func (m *Manager) settle(msg *message) {
 			rs.Last, rs.Status = &exp, failed
 			m.stats.Failed.Add(1)
 			fails = append(fails, i)
+			m.track(msg, "failed", rs)
 			continue
 		}
 		m.stats.Deferred.Add(1)
+		if tried {
+			m.track(msg, "deferred", rs)
+		}
 		if !msg.local[i] {
 			anyRemotePending = true
 		}
@@ -619,6 +630,27 @@ func (m *Manager) unreadable(msg *message, err error) {
 		return
 	}
 	m.remove(msg)
+}
+
+// dispatcher is the event-sink dispatcher of a virtual server, nil for none.
+func (m *Manager) dispatcher(instance int) *events.Dispatcher {
+	if m.o.Events == nil {
+		return nil
+	}
+	return m.o.Events(instance)
+}
+
+// track fires the log event (MsgTrackLog) for a recipient's outcome.
+func (m *Manager) track(msg *message, what string, rs *rcptState) {
+	d := m.dispatcher(msg.instance)
+	if !d.Has(events.TrackLog) {
+		return
+	}
+	rec := &events.LogRecord{Event: what, ID: msg.id, From: msg.stored.Envelope.From, Rcpt: rs.Addr}
+	if rs.Last != nil {
+		rec.Detail = rs.Last.String()
+	}
+	d.Fire(m.ctx, &events.Event{Type: events.TrackLog, Instance: msg.instance, Log: rec})
 }
 
 // masquerade replaces the domain of a reverse path in one of the virtual

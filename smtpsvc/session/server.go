@@ -14,6 +14,7 @@ import (
 
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/protolog"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
@@ -146,6 +147,7 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*vs.TLSCertificate}, MinVersion: tls.VersionTLS12}
 	}
 	be.tls = s.TLSConfig != nil
+	be.hookEvents(s)
 	fqdn := vs.FQDN
 	s.Greeting = func(*smtp.Conn) string {
 		return fqdn + " ds2mb ESMTP ready at " + time.Now().Format(time.RFC1123Z)
@@ -196,6 +198,12 @@ func (be *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 			s.ptr = name
 		default:
 			s.ptr, s.ptrUnverified = name, true
+		}
+	}
+	if be.env.Events.Has(events.SessionStart) {
+		if r := s.fire(&events.Event{Type: events.SessionStart}); refused(r) {
+			s.logCmd("EHLO", s.helo, r.Code)
+			return nil, r
 		}
 	}
 	be.stats.SessionsOpen.Add(1)

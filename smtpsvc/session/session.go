@@ -75,6 +75,7 @@ import (
 
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
 )
 
@@ -92,6 +93,9 @@ type Stats struct {
 	Replies                           [6]atomic.Uint64 // transactions by final reply class: index 2 = 2xx, 4 = 4xx, 5 = 5xx
 	AuthFailures                      atomic.Uint64
 	ConnectionsDenied                 atomic.Uint64 // refused by IPSecurity before the greeting
+	// Discarded and Badmailed count accepted messages that event sinks
+	// dropped or put in Badmail instead of queueing them.
+	Discarded, Badmailed atomic.Uint64
 }
 
 // Env is what sessions need from the process.
@@ -109,6 +113,8 @@ type Env struct {
 	// limiter of the server's own (so share one across generations to keep
 	// the counts over a reload).
 	Limiter *auth.Limiter
+	// Events dispatches the virtual server's event bindings; nil = none.
+	Events *events.Dispatcher
 	// Queue is told of every message the server has spooled (the 250 is
 	// on its way); nil = messages wait in the queue folder for whoever
 	// scans it.

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/policy"
 	"github.com/ds2mb/ds2mb/smtpsvc/protolog"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
@@ -68,6 +69,9 @@ type session struct {
 	rcpts      []string
 	rcptParams []string
 	refusal    int // class (4 or 5) of the last refused step of this transaction, 0 = none
+
+	ev              *events.Session // what sinks see of the session; nil until an event fires
+	beforeDataFired bool            // OnBeforeData fired for this transaction (at DATA)
 }
 
 func (s *session) logCmd(method, query string, status int) {
@@ -106,7 +110,7 @@ func (s *session) endTx() {
 		s.be.stats.MessagesRefused.Add(1)
 		s.be.stats.Replies[s.refusal].Add(1)
 	}
-	s.inTx, s.from, s.fromParams, s.refusal = false, "", "", 0
+	s.inTx, s.from, s.fromParams, s.refusal, s.beforeDataFired = false, "", "", 0, false
 	s.rcpts, s.rcptParams = s.rcpts[:0], s.rcptParams[:0]
 }
 
@@ -117,6 +121,9 @@ func (s *session) Logout() error {
 	s.endTx()
 	s.be.stats.SessionsOpen.Add(-1)
 	s.logCmd("QUIT", "", 240)
+	if s.be.env.Events.Has(events.SessionEnd) {
+		s.fire(&events.Event{Type: events.SessionEnd})
+	}
 	return nil
 }
 
@@ -149,6 +156,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	s.inTx, s.from, s.refusal = true, from, 0
 	s.fromParams = mailParams(opts)
+	if s.be.env.Events.Has(events.MessageStart) {
+		m := events.NewMailMsg(from, nil, nil)
+		m.FromParams = s.fromParams
+		if r := s.fire(&events.Event{Type: events.MessageStart, Msg: m}); refused(r) {
+			s.inTx, s.from, s.fromParams = false, "", ""
+			return s.refuse("MAIL", q, r)
+		}
+	}
 	s.logCmd("MAIL", q, 250)
 	return nil
 }
@@ -224,6 +239,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.refuse("RCPT", q, &smtp.SMTPError{Code: ref.Code,
 			EnhancedCode: smtp.EnhancedCode{ref.Enhanced[0], ref.Enhanced[1], ref.Enhanced[2]}, Message: ref.Text})
 	}
+	if s.be.env.Events.Has(events.PerRecipient) {
+		if r := s.fire(&events.Event{Type: events.PerRecipient, Rcpt: to}); refused(r) {
+			return s.refuse("RCPT", q, r)
+		}
+	}
 	s.rcpts = append(s.rcpts, to)
 	s.rcptParams = append(s.rcptParams, rcptParams(opts))
 	s.logCmd("RCPT", q, 250)
@@ -239,7 +259,18 @@ func (s *session) Data(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
-	id, err := s.data(r)
+	var id string
+	var err error
+	if !s.beforeDataFired && s.be.env.Events.Has(events.BeforeData) {
+		// BDAT: no DATA command went by the Command hook.
+		if rep := s.fire(&events.Event{Type: events.BeforeData, Command: &events.Command{Verb: "BDAT"}}); refused(rep) {
+			io.Copy(io.Discard, r) // the rest of the chunks, so the session stays in step
+			err = rep
+		}
+	}
+	if err == nil {
+		id, err = s.data(r)
+	}
 	status := 250
 	var se *smtp.SMTPError
 	switch {
@@ -353,6 +384,20 @@ func (s *session) data(r io.Reader) (string, error) {
 	}
 	if _, err := br.WriteTo(msg); err != nil {
 		return "", readErr(err)
+	}
+	if s.be.hasTransport() {
+		next, err := s.transport(msg, &env)
+		if err != nil {
+			s.be.log.Error("event sinks: the message could not be rewritten", "id", msg.ID(), "err", err)
+			return "", errQueue
+		}
+		if next == nil {
+			return msg.ID(), nil // discarded or in Badmail: msg is aborted by the deferred call
+		}
+		if next != msg {
+			msg.Abort()
+			msg = next
+		}
 	}
 	path, err := msg.Commit()
 	if err != nil {

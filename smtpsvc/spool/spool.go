@@ -44,6 +44,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -226,6 +227,34 @@ func (m *Message) ReadFrom(r io.Reader) (int64, error) {
 	}
 	// A write error also sticks in the buffered writer, so Commit fails.
 	return m.w.ReadFrom(r)
+}
+
+// Content reads back the message data written so far (what follows the
+// envelope), for event sinks that look at a message before it is
+// committed.
+func (m *Message) Content() ([]byte, error) {
+	if m.done {
+		return nil, errors.New("spool: message already finished")
+	}
+	if m.err != nil {
+		return nil, m.err
+	}
+	if err := m.w.Flush(); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	name := m.f.Name()
+	if !m.named {
+		name = fmt.Sprintf("/proc/self/fd/%d", m.f.Fd())
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	i := bytes.Index(data, []byte("\r\n\r\n"))
+	if i < 0 {
+		return nil, errors.New("spool: envelope without its end")
+	}
+	return data[i+4:], nil
 }
 
 // Commit makes the message durable: flush, fsync the file, rename it to its

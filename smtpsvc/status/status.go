@@ -33,7 +33,19 @@ type Status struct {
 	Draining  int       `json:"drainingGenerations"` // retired generations still finishing sessions
 	Reloads   Reloads   `json:"reloads"`
 	Queue     Queue     `json:"queue"`
+	Sinks     Sinks     `json:"eventSinks"`
 	Started   time.Time `json:"started"`
+}
+
+// Sinks counts what the event sinks did since the worker started.
+type Sinks struct {
+	Bindings  int    `json:"bindings"`  // bindings running, over every virtual server
+	Fired     int64  `json:"fired"`     // sink calls
+	Stopped   int64  `json:"stopped"`   // events a sink stopped
+	Failed    int64  `json:"failed"`    // sinks that failed or panicked (skipped)
+	TimedOut  int64  `json:"timedOut"`  // pending sinks that missed their deadline (skipped)
+	Discarded uint64 `json:"discarded"` // accepted messages sinks discarded
+	Badmail   uint64 `json:"badmail"`   // accepted messages sinks put in Badmail
 }
 
 // Queue counts what the queue manager holds and did since the worker
@@ -261,6 +273,11 @@ func WriteMetrics(w io.Writer, st Status) {
 	fmt.Fprintf(&b, "smtpsvc_queue_badmail_total %d\n", q.Badmail)
 	metric("smtpsvc_outbound_connections_total", "counter", "Outbound SMTP connections opened.")
 	fmt.Fprintf(&b, "smtpsvc_outbound_connections_total %d\n", q.Connections)
+	metric("smtpsvc_event_sink_calls_total", "counter", "Event sink calls by result.")
+	fmt.Fprintf(&b, "smtpsvc_event_sink_calls_total{result=\"fired\"} %d\n", st.Sinks.Fired)
+	fmt.Fprintf(&b, "smtpsvc_event_sink_calls_total{result=\"stopped\"} %d\n", st.Sinks.Stopped)
+	fmt.Fprintf(&b, "smtpsvc_event_sink_calls_total{result=\"failed\"} %d\n", st.Sinks.Failed)
+	fmt.Fprintf(&b, "smtpsvc_event_sink_calls_total{result=\"timed_out\"} %d\n", st.Sinks.TimedOut)
 	metric("smtpsvc_pickup_files_total", "counter", "Pickup folder files taken.")
 	fmt.Fprintf(&b, "smtpsvc_pickup_files_total{result=\"submitted\"} %d\n", q.PickupSubmitted)
 	fmt.Fprintf(&b, "smtpsvc_pickup_files_total{result=\"badmail\"} %d\n", q.PickupRejected)

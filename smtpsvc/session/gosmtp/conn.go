@@ -111,6 +111,16 @@ func (c *Conn) handle(cmd string, arg string) {
 
 	cmd = strings.ToUpper(cmd)
 	c.lastVerb = cmd // ds2mb patch: Server.CommandTimeout
+	if h := c.server.Command; h != nil { // ds2mb patch: Server.Command
+		switch cmd {
+		case "HELO", "EHLO", "LHLO", "BDAT":
+		default:
+			if r := h(c, cmd, arg); r != nil {
+				c.writeResponse(r.Code, r.EnhancedCode, r.Message)
+				return
+			}
+		}
+	}
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -325,6 +335,9 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 
 	args := []string{hello}
 	args = append(args, caps...)
+	if h := c.server.EHLOReply; h != nil { // ds2mb patch: Server.EHLOReply
+		args = h(c, args)
+	}
 	c.writeResponse(250, NoEnhancedCode, args...)
 }
 
@@ -1371,6 +1384,9 @@ func (c *Conn) greet() {
 }
 
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
+	if h := c.server.Response; h != nil { // ds2mb patch: Server.Response
+		code, enhCode, text = h(c, code, enhCode, text)
+	}
 	if code >= 400 {
 		c.replyErrors++ // ds2mb patch: Server.MaxErrors
 	}

@@ -116,6 +116,21 @@ type Server struct {
 	// 0 = ReadTimeout.
 	CommandTimeout func(verb string) time.Duration
 
+	// ds2mb patch (event sinks, OnInboundCommand and OnServerResponse):
+	//
+	// Command, when set, is asked about every command line except HELO,
+	// EHLO, LHLO and BDAT before the server handles it (verb upper case,
+	// arg as sent). A non-nil reply is written instead and the command is
+	// not handled further: this is how a command is refused, or a verb the
+	// server does not know is answered.
+	Command func(c *Conn, verb, arg string) *SMTPError
+	// EHLOReply, when set, may rewrite the lines of the EHLO (and LHLO)
+	// reply: the greeting line first, then one keyword per line.
+	EHLOReply func(c *Conn, lines []string) []string
+	// Response, when set, sees every reply before it is written and may
+	// change it.
+	Response func(c *Conn, code int, enhCode EnhancedCode, text []string) (int, EnhancedCode, []string)
+
 	wg   sync.WaitGroup
 	done chan struct{}
 
