@@ -10,6 +10,15 @@
 // With -idle it instead opens that many sessions, says EHLO on each, holds
 // them open for -hold and reports how many stayed open (and, with -pid, the
 // server's resident memory at that point, from /proc).
+//
+// With -sink it is instead a discard-like SMTP server, the far end of
+// delivery benchmarks: it accepts every MAIL and RCPT (EHLO offers
+// PIPELINING, 8BITMIME and SIZE), reads each message and throws it away,
+// counting messages and recipients. It prints one line with the counts on
+// SIGTERM or SIGINT, or once -expect messages have arrived, and exits 0;
+// when -sink-timeout passes first it prints the line and exits 1.
+//
+//	smtpload -sink 127.0.0.1:2626 -expect 4000 -sink-timeout 120s
 package main
 
 import (
@@ -28,6 +37,7 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
+// options are the flags of load and idle mode.
 type options struct {
 	addr       string
 	sessions   int
@@ -58,9 +68,15 @@ func main() {
 	flag.DurationVar(&o.hold, "hold", 5*time.Second, "with -idle: how long to hold the sessions")
 	flag.IntVar(&o.pid, "pid", 0, "with -idle: report this process's resident memory while the sessions are open")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-command timeout")
+	var so sinkOptions
+	flag.StringVar(&so.addr, "sink", "", "be a discard sink listening on this address instead of sending")
+	flag.Int64Var(&so.expect, "expect", 0, "with -sink: print the count and exit once this many messages arrived (0 = wait for a signal)")
+	flag.DurationVar(&so.timeout, "sink-timeout", 0, "with -sink: print the count and exit after this long (exit 1 if -expect was not reached; 0 = no limit)")
 	flag.Parse()
 	var err error
-	if o.idle > 0 {
+	if so.addr != "" {
+		err = runSink(so, os.Stdout)
+	} else if o.idle > 0 {
 		err = idle(o)
 	} else {
 		err = load(o)
@@ -86,12 +102,16 @@ func message(o options) []byte {
 	return b.Bytes()
 }
 
+// result is what one sending session measured: the latency of each
+// accepted message and its errors.
 type result struct {
 	lat  []time.Duration
 	errs int
 	err  error
 }
 
+// load sends messages over o.sessions parallel sessions and prints the
+// rate and latency line.
 func load(o options) error {
 	if o.sessions < 1 {
 		return errors.New("-sessions must be at least 1")
@@ -161,6 +181,7 @@ func load(o options) error {
 	return nil
 }
 
+// ms is d in milliseconds.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // connection runs one SMTP connection; more is false when the work is done.
