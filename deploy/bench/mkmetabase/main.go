@@ -1,6 +1,14 @@
 // Command mkmetabase writes the MetaBase.xml the benchmarks run smtpsvc on:
 // one virtual server on 127.0.0.1:PORT whose local domain is example.com,
 // and optionally more domain nodes.
+//
+// With -smarthost the virtual server sends mail on instead: SmartHost is
+// set (SmartHostType 2, always; RemoteSmtpPort from -remote-port) and
+// example.com becomes a relay domain (SMTP_DOMAIN_RELAY), so a client on
+// 127.0.0.1 may send to it and the queue routes it to the smart host. The
+// server stays closed to other domains (no RelayIpList, no RelayForAuth).
+//
+//	mkmetabase -port 2725 -smarthost "[127.0.0.1]" -remote-port 2626 -out MetaBase.xml
 package main
 
 import (
@@ -18,6 +26,8 @@ func main() {
 	domains := flag.Int("domains", 0, "extra local domain nodes")
 	fqdn := flag.String("fqdn", "smtpsvc.bench.test", "FullyQualifiedDomainName")
 	maxConns := flag.Int("max-connections", 0, "MaxConnections (0 = the catalogue default)")
+	smartHost := flag.String("smarthost", "", `SmartHost of virtual server 1, e.g. "[127.0.0.1]": relay example.com to it (SmartHostType 2)`)
+	remotePort := flag.Int("remote-port", 0, "RemoteSmtpPort of virtual server 1 (0 = the catalogue default, 25)")
 	flag.Parse()
 	t := metabase.New()
 	t.Version = 1
@@ -28,7 +38,16 @@ func main() {
 	if *maxConns > 0 {
 		n.Set("MaxConnections", fmt.Sprint(*maxConns))
 	}
-	t.Ensure(schema.DomainLocation(1, "example.com"), metabase.ClassDomain).Set("RouteAction", "16")
+	if *remotePort > 0 {
+		n.Set("RemoteSmtpPort", fmt.Sprint(*remotePort))
+	}
+	bench := schema.RouteAlias
+	if *smartHost != "" {
+		n.Set("SmartHost", *smartHost)
+		n.Set("SmartHostType", "2")
+		bench = schema.RouteDomainRelay
+	}
+	t.Ensure(schema.DomainLocation(1, "example.com"), metabase.ClassDomain).Set("RouteAction", fmt.Sprint(bench))
 	for i := range *domains {
 		t.Ensure(schema.DomainLocation(1, fmt.Sprintf("d%d.example.org", i)), metabase.ClassDomain).Set("RouteAction", "16")
 	}
