@@ -86,7 +86,7 @@ func TestMaxSmtpErrors(t *testing.T) {
 	r.expect("MAIL FROM:<a@example.org>", "250")
 	r.expect("RCPT TO:<user@elsewhere.example>", "550 5.7.1") // 1
 	r.expect("RCPT TO:<user@example.com>", "250")
-	r.expect("XYZZY", "501 5.5.2") // 2
+	r.expect("XYZZY", "500 5.5.2") // 2
 	r.expect("NOOP", "250")
 	r.expect("RCPT TO:<user@elsewhere.example>", "550 5.7.1") // 3
 	if code, msg := r.read(); itoa(code)+" "+msg != "421 4.7.0 Too many errors, closing connection" {

@@ -61,7 +61,7 @@ func TestEnhancedCodes(t *testing.T) {
 	r.expect("RCPT TO:<not an address>", "501 5.5.2")
 	r.expect("VRFY b@example.com", "252 2.5.0")
 	r.expect("RSET", "250 2.0.0")
-	r.expect("XYZZY", "501 5.5.2")
+	r.expect("XYZZY", "500 5.5.2")
 	r.expect("FOOB", "500 5.5.2")
 }
 

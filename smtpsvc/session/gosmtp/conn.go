@@ -110,7 +110,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
-	c.lastVerb = cmd // ds2mb patch: Server.CommandTimeout
+	c.lastVerb = cmd                     // ds2mb patch: Server.CommandTimeout
 	if h := c.server.Command; h != nil { // ds2mb patch: Server.Command
 		switch cmd {
 		case "HELO", "EHLO", "LHLO", "BDAT":

@@ -26,20 +26,16 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 		return "", "", nil
 	case l < 4:
 		return "", "", fmt.Errorf("command too short: %q", line)
-	case l == 4:
-		return strings.ToUpper(line), "", nil
-	case l == 5:
-		// Too long to be only command, too short to have args
-		return "", "", fmt.Errorf("mangled command: %q", line)
 	}
 
-	// If we made it here, command is long enough to have args
-	if line[4] != ' ' {
-		// There wasn't a space after the command?
+	// ds2mb patch: verbs of any length from 4 characters (extension verbs
+	// such as X-LINK2STATE, answered through Server.Command); upstream read
+	// exactly four.
+	verb, rest, _ := strings.Cut(line, " ")
+	if len(verb) < 4 {
 		return "", "", fmt.Errorf("mangled command: %q", line)
 	}
-
-	return strings.ToUpper(line[0:4]), strings.TrimSpace(line[5:]), nil
+	return strings.ToUpper(verb), strings.TrimSpace(rest), nil
 }
 
 // Takes the arguments proceeding a command and files them
