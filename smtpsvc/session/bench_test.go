@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -9,6 +11,10 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/ds2mb/ds2mb/schema"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
+	"github.com/ds2mb/ds2mb/smtpsvc/session"
 )
 
 // message4K is a 4 KB message.
@@ -99,4 +105,61 @@ func runClients(b *testing.B, addr string, sessions int) {
 		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 	}
+}
+
+// BenchmarkAccept4KBindings10 is BenchmarkAccept4K with ten event bindings
+// on the path of every message, sinks that only answer Continue: two on
+// OnInboundCommand (every command), one each on OnMessageStart,
+// OnPerRecipient, OnBeforeData and OnServerResponse (every reply), and
+// four on the transport chain (OnArrival ×2, OnPreCategorize,
+// OnPostCategorize). It measures what the dispatcher itself costs;
+// BenchmarkAccept4KBindings10Stamp has the four transport sinks rewrite
+// the message.
+func BenchmarkAccept4KBindings10(b *testing.B) { benchBindings(b, false) }
+
+// BenchmarkAccept4KBindings10Stamp: the same ten bindings, the four
+// transport ones each adding a header, so every message is read back and
+// spooled again with the sinks' changes before the 250.
+func BenchmarkAccept4KBindings10Stamp(b *testing.B) { benchBindings(b, true) }
+
+func benchBindings(b *testing.B, rewrite bool) {
+	reg := events.NewRegistry()
+	reg.Register(events.Class{Name: "bench.Continue", New: func(map[string]string) (events.Sink, error) {
+		return events.SinkFunc(func(context.Context, *events.Event) events.Result { return events.Result{} }), nil
+	}})
+	reg.Register(events.Class{Name: "bench.Stamp", New: func(map[string]string) (events.Sink, error) {
+		return events.SinkFunc(func(_ context.Context, ev *events.Event) events.Result {
+			d, err := ev.Msg.Data()
+			if err != nil {
+				return events.Result{Err: err}
+			}
+			ev.Msg.SetData(append([]byte("X-Bench: stamped\r\n"), d...))
+			return events.Result{}
+		}), nil
+	}})
+	transport := "bench.Continue"
+	if rewrite {
+		transport = "bench.Stamp"
+	}
+	var bs []events.Binding
+	for i, t := range []events.Type{events.InboundCommand, events.InboundCommand, events.MessageStart, events.PerRecipient,
+		events.BeforeData, events.ServerResponse, events.Submission, events.Submission, events.PreCategorize, events.PostCategorize} {
+		class := "bench.Continue"
+		if t.Kind == schema.TransportEvent {
+			class = transport
+		}
+		rule, _ := events.ParseRule("MAIL FROM=*@example.org")
+		if t.Kind == schema.ProtocolEvent {
+			rule, _ = events.ParseRule("")
+		}
+		id := fmt.Sprintf("{00000000-0000-0000-0000-%012d}", i)
+		bs = append(bs, events.Binding{Location: schema.BindingLocation(1, t.CATID, id), Event: t, ID: id,
+			SinkClass: class, Enabled: true, Priority: 100 + i, Rule: rule})
+	}
+	d, probs := events.Build(bs, events.Options{Registry: reg})
+	if len(probs) > 0 {
+		b.Fatal(probs)
+	}
+	f := startProps(b, nil, nil, &session.Env{Events: d})
+	runClients(b, f.addr, 20)
 }
