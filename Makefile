@@ -17,6 +17,7 @@ all: build
 ## regression inputs (plain `go test` does that); exploring for new inputs is
 ## `make fuzz`, kept out of `make test` so that CI stays deterministic.
 test: deps
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 
