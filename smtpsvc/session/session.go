@@ -63,7 +63,7 @@
 //
 // go-smtp v0.25.1 fixes its greeting and EHLO first line and always offers
 // PIPELINING, 8BITMIME and CHUNKING, and silently drops source routes; the
-// module is replaced by a copy with small opt-in hooks (gosmtp/PATCH.md).
+// module is replaced by a copy with small opt-in hooks (gosmtp/PATCHES.md).
 package session
 
 import (

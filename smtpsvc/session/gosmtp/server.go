@@ -82,7 +82,7 @@ type Server struct {
 	// The server backend.
 	Backend Backend
 
-	// ds2mb patch (see PATCH.md): hooks and switches go-smtp v0.25.1 lacks.
+	// ds2mb patch (see PATCHES.md): hooks and switches go-smtp v0.25.1 lacks.
 
 	// Greeting, when set, returns the text of the 220 greeting (what
 	// follows "220 "), per connection. Default: "<Domain> ESMTP Service Ready".
