@@ -8,19 +8,27 @@ import (
 	"time"
 )
 
-// TestSinkCounts sends messages to a sink with net/smtp, one of them with
-// two recipients, and checks the counts and that -expect is reached.
-func TestSinkCounts(t *testing.T) {
-	k, err := startSink("127.0.0.1:0", 4)
+// dialSink starts a sink on a free loopback port and connects to it; both
+// are closed when the test ends.
+func dialSink(t *testing.T, expect int64) (*sink, *smtp.Client) {
+	t.Helper()
+	k, err := startSink("127.0.0.1:0", expect)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.close()
+	t.Cleanup(k.close)
 	c, err := smtp.Dial(k.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return k, c
+}
+
+// TestSinkCounts sends messages to a sink with net/smtp, one of them with
+// two recipients, and checks the counts and that -expect is reached.
+func TestSinkCounts(t *testing.T) {
+	k, c := dialSink(t, 4)
 	if err := c.Hello("test.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -75,16 +83,7 @@ func TestSinkCounts(t *testing.T) {
 // TestSinkReset checks that a transaction abandoned by RSET, and one whose
 // DATA never came, are not counted.
 func TestSinkReset(t *testing.T) {
-	k, err := startSink("127.0.0.1:0", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.close()
-	c, err := smtp.Dial(k.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	k, c := dialSink(t, 0)
 	if err := c.Mail("load@example.net"); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +94,9 @@ func TestSinkReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.Mail("load@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("a@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Quit(); err != nil {
