@@ -68,7 +68,7 @@ func openSpool(dir string) (*spool.Spool, error) {
 	return s, nil
 }
 
-func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
+func newServer(vs *config.VirtualServer, envp *Env) *Server {
 	be := &backend{vs: vs}
 	if envp != nil {
 		be.env = *envp
@@ -128,17 +128,6 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 			return 0
 		}
 	}
-	if vs.ConnectionControl {
-		s.Admit = func(c *smtp.Conn) *smtp.SMTPError {
-			ip, _ := addrOf(c.Conn().RemoteAddr())
-			if vs.ConnectionAllowed(ip) {
-				return nil
-			}
-			be.stats.ConnectionsDenied.Add(1)
-			be.log.Debug("connection refused by IPSecurity", "client", ip)
-			return errConnRefused
-		}
-	}
 	s.ErrorLog = errorLog{be.log}
 	switch {
 	case be.env.TLS != nil:
@@ -156,7 +145,54 @@ func newServer(vs *config.VirtualServer, envp *Env) *smtp.Server {
 		ip, _ := addrOf(c.Conn().RemoteAddr())
 		return fqdn + " Hello " + addrLiteral(ip)
 	}
-	return s
+	return &Server{Server: s, be: be}
+}
+
+// Server is one virtual server's SMTP server: go-smtp, behind IPSecurity's
+// connection control when the virtual server has it. Admission wraps the
+// listener, as go-smtp's maintainers advise, rather than living in go-smtp.
+type Server struct {
+	*smtp.Server
+	be *backend
+}
+
+// Serve serves connections from l; with connection control, a client
+// IPSecurity does not grant gets "554 5.7.1 Connection refused" instead of
+// the greeting and is disconnected, without reaching go-smtp.
+func (s *Server) Serve(l net.Listener) error {
+	if s.be.vs.ConnectionControl {
+		l = &admitListener{Listener: l, be: s.be}
+	}
+	return s.Server.Serve(l)
+}
+
+// admitListener hands on only the connections IPSecurity grants.
+type admitListener struct {
+	net.Listener
+	be *backend
+}
+
+// Accept returns the next granted connection; refused ones are answered
+// and closed in the background.
+func (a *admitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := a.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip, _ := addrOf(c.RemoteAddr())
+		if a.be.vs.ConnectionAllowed(ip) {
+			return c, nil
+		}
+		a.be.stats.ConnectionsDenied.Add(1)
+		a.be.log.Debug("connection refused by IPSecurity", "client", ip)
+		go func() {
+			defer c.Close()
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "%d %d.%d.%d %s\r\n", errConnRefused.Code, errConnRefused.EnhancedCode[0],
+				errConnRefused.EnhancedCode[1], errConnRefused.EnhancedCode[2], errConnRefused.Message)
+		}()
+	}
 }
 
 // addrLiteral is an address in RFC 5321's literal form: "[192.0.2.1]",

@@ -71,8 +71,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
 	"github.com/ds2mb/ds2mb/smtpsvc/events"
@@ -131,6 +129,6 @@ type Queue interface {
 // configuration generation, not yet serving. The caller owns listeners: it
 // calls srv.Serve(l) with a listener of its own and srv.Shutdown(ctx) to
 // drain.
-func NewServer(vs *config.VirtualServer, env *Env) *smtp.Server {
+func NewServer(vs *config.VirtualServer, env *Env) *Server {
 	return newServer(vs, env)
 }

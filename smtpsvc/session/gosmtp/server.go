@@ -100,10 +100,6 @@ type Server struct {
 	// ("<@a,@b:user@c>") with 550 5.7.1 instead of silently dropping the
 	// route.
 	RejectSourceRoutes bool
-	// Admit, when set, is asked about every connection before the
-	// greeting; a non-nil reply is written instead of the greeting and the
-	// connection is closed.
-	Admit func(c *Conn) *SMTPError
 	// MaxErrors, when > 0: after that many 4xx/5xx replies in one
 	// connection, the server replies "421 4.7.0 Too many errors, closing
 	// connection" and closes it.
@@ -219,13 +215,6 @@ func (s *Server) handleConn(c *Conn) error {
 		}
 		if err := tlsConn.Handshake(); err != nil {
 			return err
-		}
-	}
-
-	if s.Admit != nil {
-		if e := s.Admit(c); e != nil {
-			c.writeError(e.Code, e.EnhancedCode, e)
-			return nil
 		}
 	}
 
