@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/ds2mb/ds2mb/metabase"
 	"github.com/ds2mb/ds2mb/schema"
 	"github.com/ds2mb/ds2mb/smtpsvc/events"
+	"github.com/ds2mb/ds2mb/smtpsvc/pickup"
 	"github.com/ds2mb/ds2mb/smtpsvc/status"
 )
 
@@ -267,4 +269,26 @@ func TestSinkUnknownClassNoted(t *testing.T) {
 		t.Errorf("the good binding did not run:\n%s", got)
 	}
 
+}
+
+// The transport events fire on Pickup mail too, before it is spooled.
+func TestSinkOnPickupMail(t *testing.T) {
+	port := freePort(t)
+	tr := tree(1, vsDef{n: 1, ports: []int{port}})
+	addBindings(tr, stamp("{00000000-0000-0000-0000-000000000001}", 100, "pickup", ""))
+	w := startWorker(t, tr.Bytes(), func(o *Options) {
+		o.Sinks = testSinks()
+		o.Pickup = pickup.Options{Poll: 100 * time.Millisecond, Settle: 10 * time.Millisecond}
+	})
+	w.waitVersion(t, 1)
+	pick := filepath.Join(w.dir, "Mailroot", "vsi 1", "Pickup")
+	if err := os.MkdirAll(pick, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pick, "m.eml"), []byte("From: a@example.org\nTo: user0@example.com\nSubject: p\n\nhi\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got := mailbox(t, w, 1)[0]; !strings.Contains(got, "X-Stamp: pickup\r\nReceived: from Pickup folder") {
+		t.Errorf("the Pickup message was not stamped by the transport sink:\n%s", got)
+	}
 }

@@ -168,6 +168,9 @@ func New(o Options) (*Worker, error) {
 		w.queue = queue.New(qo)
 		po := o.Pickup
 		po.Submitter = w.queue
+		if po.Events == nil {
+			po.Events = w.events
+		}
 		if po.Logger == nil {
 			po.Logger = o.Logger.With("part", "pickup")
 		}

@@ -299,6 +299,31 @@ func (d *Dispatcher) call(ctx context.Context, b *bound, ev *Event) (st Status, 
 	return Continue, fmt.Errorf("unknown answer %v", res.Status)
 }
 
+// HasTransport reports whether any transport-chain event has bindings.
+func (d *Dispatcher) HasTransport() bool {
+	for _, t := range TransportChain {
+		if d.Has(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// RunTransport fires the transport chain (TransportChain) on a message,
+// in order, until a sink sets its status to something other than Deliver.
+// sess is nil for mail that did not come over SMTP (Pickup).
+func (d *Dispatcher) RunTransport(ctx context.Context, instance int, sess *Session, m *MailMsg) {
+	for _, t := range TransportChain {
+		if !d.Has(t) {
+			continue
+		}
+		d.Fire(ctx, &Event{Type: t, Instance: instance, Session: sess, Msg: m})
+		if m.Status != Deliver {
+			return
+		}
+	}
+}
+
 // Bindings lists the Dispatcher's bindings by event and order, for status.
 func (d *Dispatcher) Bindings() []Binding {
 	if d == nil {

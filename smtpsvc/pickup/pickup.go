@@ -35,6 +35,7 @@ import (
 
 	"github.com/ds2mb/ds2mb/smtpsvc/badmail"
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/spool"
 )
 
@@ -58,6 +59,10 @@ type Options struct {
 	// missed events and the retry of files that could not be submitted;
 	// 0 = DefaultPoll.
 	Poll time.Duration
+	// Events returns a virtual server's event-sink dispatcher: the
+	// transport events fire on Pickup mail before it is spooled, as on
+	// mail received over SMTP. nil, or a nil result, = none.
+	Events func(instance int) *events.Dispatcher
 	// Settle: a file changed less than this long ago is left for later,
 	// since it may still be being written; 0 = DefaultSettle.
 	Settle time.Duration
@@ -101,6 +106,14 @@ func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stats
+}
+
+// events is the dispatcher of a virtual server, nil for none.
+func (m *Manager) events(instance int) *events.Dispatcher {
+	if m.o.Events == nil {
+		return nil
+	}
+	return m.o.Events(instance)
 }
 
 // Update makes the Manager watch the Pickup folders of cfg's virtual
@@ -305,8 +318,30 @@ func (f *folder) take(name string, info os.FileInfo) bool {
 		params = append(params, "SMTPUTF8")
 	}
 	env.FromParams = strings.Join(params, " ")
-	body := io.MultiReader(strings.NewReader(receivedHeader(vs.FQDN, name, now)), bytes.NewReader(msg.Data))
-	id, err := f.m.o.Submitter.Submit(vs.Instance, env, body)
+	content := append([]byte(receivedHeader(vs.FQDN, name, now)), msg.Data...)
+	if d := f.m.events(vs.Instance); d.HasTransport() {
+		mm := events.NewMailMsg(env.From, append([]string(nil), env.To...), func() ([]byte, error) { return content, nil })
+		mm.FromParams, mm.Pickup = env.FromParams, name
+		mm.Fields["pickupfilename"] = name
+		d.RunTransport(context.Background(), vs.Instance, nil, mm)
+		switch {
+		case mm.Status == events.Badmail:
+			return f.reject(vs, name, path, data, "an event sink set the message status to Badmail: "+mm.Reason)
+		case mm.Status == events.Discard || len(mm.To) == 0:
+			if err := f.remove(path); err != nil {
+				log.Error("pickup file discarded by an event sink but not removed", "err", err)
+				return false
+			}
+			log.Info("pickup file discarded by an event sink", "reason", mm.Reason)
+			return true
+		}
+		if content, err = mm.Data(); err != nil {
+			log.Warn("pickup file not submitted; left in place", "err", err)
+			return false
+		}
+		env.From, env.FromParams, env.To, env.ToParams = mm.From, mm.FromParams, mm.To, mm.ToParams
+	}
+	id, err := f.m.o.Submitter.Submit(vs.Instance, env, bytes.NewReader(content))
 	if err != nil {
 		log.Warn("pickup file not submitted; left in place", "err", err)
 		return false

@@ -153,16 +153,7 @@ func (s *session) transport(msg *spool.Message, env *spool.Envelope) (*spool.Mes
 	m.Fields["clientipaddress"] = s.ip.String()
 	m.Fields["arrivaltime"] = env.ReceivedAt.Format("2006-01-02T15:04:05.000Z07:00")
 	m.Fields["queueid"] = msg.ID()
-	sess := s.evSession()
-	for _, t := range events.TransportChain {
-		if !s.be.env.Events.Has(t) {
-			continue
-		}
-		s.be.env.Events.Fire(context.Background(), &events.Event{Type: t, Instance: s.be.vs.Instance, Session: sess, Msg: m})
-		if m.Status != events.Deliver {
-			break
-		}
-	}
+	s.be.env.Events.RunTransport(context.Background(), s.be.vs.Instance, s.evSession(), m)
 	switch m.Status {
 	case events.Discard:
 		s.be.log.Info("message discarded by an event sink", "id", msg.ID(), "from", env.From, "reason", m.Reason)
@@ -222,12 +213,3 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// hasTransport reports whether any transport event has bindings.
-func (be *backend) hasTransport() bool {
-	for _, t := range events.TransportChain {
-		if be.env.Events.Has(t) {
-			return true
-		}
-	}
-	return false
-}

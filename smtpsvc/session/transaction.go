@@ -385,7 +385,7 @@ func (s *session) data(r io.Reader) (string, error) {
 	if _, err := br.WriteTo(msg); err != nil {
 		return "", readErr(err)
 	}
-	if s.be.hasTransport() {
+	if s.be.env.Events.HasTransport() {
 		next, err := s.transport(msg, &env)
 		if err != nil {
 			s.be.log.Error("event sinks: the message could not be rewritten", "id", msg.ID(), "err", err)
