@@ -14,9 +14,10 @@
 // With -sink it is instead a discard-like SMTP server, the far end of
 // delivery benchmarks: it accepts every MAIL and RCPT (EHLO offers
 // PIPELINING, 8BITMIME and SIZE), reads each message and throws it away,
-// counting messages and recipients. It prints one line with the counts on
-// SIGTERM or SIGINT, or once -expect messages have arrived, and exits 0;
-// when -sink-timeout passes first it prints the line and exits 1.
+// counting messages and recipients. It prints one line with the counts (and
+// its own CPU time) on SIGTERM or SIGINT, or once -expect messages have
+// arrived, and exits 0; when -sink-timeout passes first it prints the line
+// and exits 1.
 //
 //	smtpload -sink 127.0.0.1:2626 -expect 4000 -sink-timeout 120s
 package main

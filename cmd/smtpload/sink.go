@@ -65,15 +65,25 @@ func (k *sink) Addr() string { return k.ln.Addr().String() }
 // close stops listening and drops the connections.
 func (k *sink) close() { k.srv.Close() }
 
-// summary is the one-line count: messages, recipients, bytes and the time
-// from the first message to the last.
+// summary is the one-line count: messages, recipients, bytes, the time
+// from the first message to the last and the sink's own CPU time (so that
+// a benchmark can say what the sink took from the machine).
 func (k *sink) summary() string {
 	span := 0.0
 	if f := k.first.Load(); f != 0 {
 		span = time.Duration(k.last.Load() - f).Seconds()
 	}
-	return fmt.Sprintf("sink %s: %d messages, %d recipients, %d bytes; first to last %.2fs",
-		k.Addr(), k.messages.Load(), k.recipients.Load(), k.bytes.Load(), span)
+	return fmt.Sprintf("sink %s: %d messages, %d recipients, %d bytes; first to last %.2fs; sink CPU %.2fs",
+		k.Addr(), k.messages.Load(), k.recipients.Load(), k.bytes.Load(), span, cpuSeconds())
+}
+
+// cpuSeconds is this process's user and system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // counted records one message whose 250 has been written.
