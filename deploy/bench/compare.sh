@@ -26,7 +26,9 @@
 #                (smtpsvc) or of Postfix's master and all its live
 #                descendants (smtpd, qmgr, cleanup, trivial-rewrite,
 #                discard, …), read after start and after all were
-#                delivered. The load generator and the sink are not counted.
+#                delivered. The load generator and the sink are not counted
+#                (the sink's own CPU is printed beside, for it shares the
+#                cores with the server).
 #
 # and, against smtpsvc --no-delivery, cmd/smtpload with the same shape.
 #
@@ -337,6 +339,9 @@ for r in $(seq 1 "$ROUNDS"); do
 		ours_start "$d" sink || { say "smtpsvc or the sink did not start: $(tail -3 "$d/smtpsvc.log" "$d/sink.out")"; exit 1; }
 		full_run "smtpsvc delivering to the sink" "$d" "$PORT_OURS" "$ours_pid" ours_done ours_count
 		ours_stop
+		sink_ms=$(sed -nE 's/.*sink CPU ([0-9.]+)s.*/\1/p' "$d/sink.out" | tail -1 | awk -v n="$MESSAGES" '{ printf "%.3f", $1 * 1000 / n }')
+		say "round $r the sink's own CPU: ${sink_ms:-?} ms/msg (shares the cores, not counted as smtpsvc's)"
+		row sink-cpu "${sink_ms:-?}"
 		row ours-full "$v"
 		row ours-delivered "$delivered/$acked"
 		row ours-took "$took"
@@ -421,6 +426,7 @@ printf 'smtpsvc accepted:                   %s msgs/s\n' "${results[ours-full]:-
 printf 'smtpsvc delivered/acknowledged:     %s\n' "${results[ours-delivered]:-}"
 printf 'smtpsvc all delivered after:        %s s\n' "${results[ours-took]:-}"
 printf 'smtpsvc server CPU:                 %s ms/msg\n' "${results[ours-cpu]:-}"
+printf 'sink CPU (not counted above):       %s ms/msg\n' "${results[sink-cpu]:-}"
 if [ -n "${results[pf-full]:-}" ]; then
 	printf 'postfix %s discard accepted:      %s msgs/s\n' "$postfix_version" "${results[pf-full]}"
 	printf 'postfix delivered/acknowledged:     %s\n' "${results[pf-delivered]}"
