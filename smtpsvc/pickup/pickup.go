@@ -172,9 +172,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.reconcile()
 	m.mu.Unlock()
 	<-ctx.Done()
-	m.wg.Wait()
+	// No new watcher may start once Run is waiting for the old ones: an
+	// Update racing with shutdown would otherwise Add to the WaitGroup
+	// while Wait runs.
 	m.mu.Lock()
 	m.ctx = nil
+	m.mu.Unlock()
+	m.wg.Wait()
+	m.mu.Lock()
 	m.folders = map[string]*folder{}
 	m.mu.Unlock()
 	return nil
