@@ -212,4 +212,3 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
-
