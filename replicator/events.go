@@ -36,7 +36,8 @@ const (
 	// EvCookieReset: the directory refused the resume cookie (Reason); a
 	// full replication follows.
 	EvCookieReset EventID = 1008
-	// EvSaved: a new MetaBase.xml version was written (Count = version).
+	// EvSaved: a new MetaBase.xml version was written (Count = version,
+	// Value = the highest directory change stamp it includes, when known).
 	EvSaved EventID = 1009
 	// EvObjectIgnored: a directory object is not replicated (another
 	// server's, or out of place; DN, Reason; debug level).

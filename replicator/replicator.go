@@ -54,6 +54,10 @@ type Change struct {
 	Reconcile bool
 	Cookie    []byte
 	Reason    string // ConnLost, CookieReset; never holds a credential
+	// Stamp is the directory's change stamp of an upserted object
+	// (OpenLDAP's entryCSN), "" when the source did not read one. Stamps
+	// of one directory order as strings.
+	Stamp string
 }
 
 // Source is a directory source: it reports changes through emit, which
@@ -104,6 +108,7 @@ type Replicator struct {
 	owned        map[string]*OwnedNode
 	cookie       []byte
 	inRefresh    bool
+	stamp        string // the highest change stamp applied
 	fullRefresh  bool
 	refreshes    int
 	seen         map[string]bool
@@ -172,7 +177,7 @@ func (r *Replicator) loadState() {
 		r.emit(Event{ID: EvStateDiscarded, Severity: SevWarning, Message: "state mirror unreadable; full replication", Reason: err.Error()})
 		return
 	}
-	r.mirror, r.cookie = m, st.Cookie
+	r.mirror, r.cookie, r.stamp = m, st.Cookie, st.Stamp
 	r.objects.Store(int64(len(m)))
 }
 
@@ -307,6 +312,9 @@ func (r *Replicator) applyChange(c Change) bool {
 		}
 	case ChangeUpsert:
 		r.mirror[c.UUID] = &Object{DN: c.DN, Attrs: c.Attrs}
+		if c.Stamp > r.stamp {
+			r.stamp = c.Stamp
+		}
 		if r.inRefresh {
 			r.seen[c.UUID] = true
 		}
@@ -438,11 +446,11 @@ func (r *Replicator) save() error {
 	}
 	if written {
 		r.saves.Add(1)
-		r.emit(Event{ID: EvSaved, Severity: SevInfo, Message: "metabase saved", Count: int(out.Version)})
+		r.emit(Event{ID: EvSaved, Severity: SevInfo, Message: "metabase saved", Count: int(out.Version), Value: r.stamp})
 	}
 	r.lastTree, r.lastSig = out, statSig(r.o.Metabase)
 	r.owned = owned
-	st := &State{Server: r.o.Server, Base: r.o.Base, Source: r.o.Source.Kind(), Cookie: r.cookie, Metabase: out.Version, Owned: owned}
+	st := &State{Server: r.o.Server, Base: r.o.Base, Source: r.o.Source.Kind(), Cookie: r.cookie, Metabase: out.Version, Stamp: r.stamp, Owned: owned}
 	if err := saveState(StatePath(r.o.Metabase), st, r.mirror); err != nil {
 		r.emit(Event{ID: EvSaveFailed, Severity: SevError, Message: "state save failed (the metabase was saved)", Reason: err.Error()})
 		return err

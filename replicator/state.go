@@ -37,6 +37,8 @@ type State struct {
 	Source   string `json:"source"`           // "syncrepl" or "poll": the cookie's kind
 	Cookie   []byte `json:"cookie,omitempty"` // opaque; base64 in JSON
 	Metabase uint64 `json:"metabaseVersion"`  // the version it describes
+	// Stamp is the highest directory change stamp (entryCSN) replicated.
+	Stamp string `json:"stamp,omitempty"`
 
 	Objects map[string]stateObject `json:"objects"` // entryUUID → object
 	Owned   map[string]*OwnedNode  `json:"owned"`   // Location → what it owns there
@@ -50,6 +52,7 @@ type stateHead struct {
 	Source   string `json:"source"`
 	Cookie   []byte `json:"cookie,omitempty"`
 	Metabase uint64 `json:"metabaseVersion"`
+	Stamp    string `json:"stamp,omitempty"`
 }
 
 type stateObject struct {
@@ -152,7 +155,7 @@ func SaveState(path string, s *State) error {
 func saveState(path string, s *State, m Mirror) error {
 	s.Version = StateVersion
 	return metabase.WriteAtomic(path, 0o600, func(w *bufio.Writer) error {
-		hb, err := json.Marshal(stateHead{Version: s.Version, Server: s.Server, Base: s.Base, Source: s.Source, Cookie: s.Cookie, Metabase: s.Metabase})
+		hb, err := json.Marshal(stateHead{Version: s.Version, Server: s.Server, Base: s.Base, Source: s.Source, Cookie: s.Cookie, Metabase: s.Metabase, Stamp: s.Stamp})
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@
 //	      --bind-password-file FILE --base-dn cn=Configuration,dc=example,dc=com \
 //	      --server SERVER01 --metabase /var/lib/ds2mb/MetaBase.xml \
 //	      [--mode auto|syncrepl|poll] [--poll-interval 1s] [--once] [--resync 15m] \
-//	      [--ca-file ca.pem] [--starttls] [--log-level info]
+//	      [--ca-file ca.pem] [--starttls] [--log-level info] [--status-addr 127.0.0.1:8026]
 //
 // The password comes from --bind-password-file or the DS2MB_BIND_PASSWORD
 // environment variable, never from the command line. With --once it
@@ -15,7 +15,8 @@
 // the directory's certificate against --ca-file (PEM) or, without it, the
 // system roots; the host name of the URL must be in the certificate.
 // --starttls with ldaps://, and --ca-file with neither, are usage errors.
-// Events are logged with log/slog (see replicator/events.go).
+// Events are logged with log/slog (see replicator/events.go). With
+// --status-addr it serves /status, /healthz and /metrics (status.go).
 package main
 
 import (
@@ -63,6 +64,7 @@ func run(args []string, stderr io.Writer) int {
 	caFile := fs.String("ca-file", "", "PEM CA certificates for ldaps:// and --starttls")
 	startTLS := fs.Bool("starttls", false, "upgrade the ldap:// connection with StartTLS")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	statusAddr := fs.String("status-addr", "", "HTTP status address (/status, /healthz, /metrics), e.g. 127.0.0.1:8026; empty = none")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -123,6 +125,15 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	st := &status{started: time.Now(), server: *server, metabase: *mbPath, mode: *mode}
+	if *statusAddr != "" {
+		l, err := serveStatus(*statusAddr, st)
+		if err != nil {
+			return fail("--status-addr: %v", err)
+		}
+		defer l.Close()
+		log.Info("status served", "addr", "http://"+l.Addr().String()+"/status")
+	}
 	m := *mode
 	if m == "auto" {
 		ok, err := detect(ctx, &cfg, log)
@@ -145,16 +156,19 @@ func run(args []string, stderr io.Writer) int {
 	default:
 		src = source.NewPoll(cfg, *pollInterval)
 	}
+	st.setMode(m)
 	r, err := replicator.New(replicator.Options{Metabase: *mbPath, Server: *server, Base: *baseDN, Source: src,
-		Resync: *resync, Events: func(e replicator.Event) { logEvent(log, e) }})
+		Resync: *resync, Events: func(e replicator.Event) { st.observe(e); logEvent(log, e) }})
 	if err != nil {
 		return fail("%v", err)
 	}
+	st.setStats(r.Stats)
+
 	if err := r.Run(ctx); err != nil {
 		return fail("%v", err)
 	}
-	st := r.Stats()
-	log.Info("exiting", "saves", st.Saves, "objects", st.Objects)
+	rs := r.Stats()
+	log.Info("exiting", "saves", rs.Saves, "objects", rs.Objects)
 	return 0
 }
 

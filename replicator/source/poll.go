@@ -121,7 +121,7 @@ func (p *Poll) poll(ctx context.Context, conn *ldap.Conn, mark string, listAll b
 	if err != nil {
 		return mark, err
 	}
-	attrs := []string{"*", "entryUUID"}
+	attrs := []string{"*", "entryUUID", "entryCSN"}
 	if mark == "" {
 		// Initial content: every object, reconciled against the mirror.
 		res, err := conn.Search(ldap.NewSearchRequest(p.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
@@ -132,7 +132,7 @@ func (p *Poll) poll(ctx context.Context, conn *ldap.Conn, mark string, listAll b
 		emit(replicator.Change{Kind: replicator.ChangeRefreshBegin, Full: true})
 		for _, e := range res.Entries {
 			if id := entryUUID(e); id != "" {
-				emit(replicator.Change{Kind: replicator.ChangeUpsert, UUID: id, DN: e.DN, Attrs: entryAttrs(e)})
+				emit(upsert(id, e))
 			}
 		}
 		emit(replicator.Change{Kind: replicator.ChangeRefreshEnd, Reconcile: true, Cookie: []byte(csnPrefix + next)})
@@ -147,7 +147,7 @@ func (p *Poll) poll(ctx context.Context, conn *ldap.Conn, mark string, listAll b
 		}
 		for _, e := range res.Entries {
 			if id := entryUUID(e); id != "" {
-				emit(replicator.Change{Kind: replicator.ChangeUpsert, UUID: id, DN: e.DN, Attrs: entryAttrs(e)})
+				emit(upsert(id, e))
 			}
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ds2mb/ds2mb/replicator"
 	"github.com/ds2mb/ds2mb/schema"
 )
 
@@ -227,6 +228,13 @@ func SupportsSyncreplContext(ctx context.Context, c *Config) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// upsert is the Change for an added or modified entry, with its entryCSN
+// as the stamp when the search asked for it.
+func upsert(id string, e *ldap.Entry) replicator.Change {
+	return replicator.Change{Kind: replicator.ChangeUpsert, UUID: id, DN: e.DN, Attrs: entryAttrs(e),
+		Stamp: e.GetAttributeValue("entryCSN")}
 }
 
 // entryAttrs copies an entry's attributes (raw bytes kept as strings),

@@ -77,7 +77,7 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 	}
 	// A fresh request per call: go-ldap appends the control to it.
 	req := ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		s.filter(), []string{"*"}, nil)
+		s.filter(), []string{"*", "entryCSN"}, nil)
 	full := len(*cookie) == 0
 	resp := conn.Syncrepl(ctx, req, 256, mode, *cookie, false)
 
@@ -133,7 +133,7 @@ func (s *Syncrepl) session(ctx context.Context, cookie *[]byte, emit func(replic
 				present = true
 				ch = replicator.Change{Kind: replicator.ChangePresent, UUID: id}
 			case ldap.SyncStateAdd, ldap.SyncStateModify:
-				ch = replicator.Change{Kind: replicator.ChangeUpsert, UUID: id, DN: e.DN, Attrs: entryAttrs(e)}
+				ch = upsert(id, e)
 			case ldap.SyncStateDelete:
 				ch = replicator.Change{Kind: replicator.ChangeDelete, UUID: id, DN: e.DN}
 			default:
@@ -221,13 +221,13 @@ func (s *Syncrepl) supplement(emit func(replicator.Change), cookie []byte) error
 		filter = "(&" + filter + "(entryCSN>=" + ldap.EscapeFilter(csn) + "))"
 	}
 	res, err := conn.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		filter, []string{"*", "entryUUID"}, nil))
+		filter, []string{"*", "entryUUID", "entryCSN"}, nil))
 	if err != nil {
 		return s.wrap("search "+s.BaseDN, err)
 	}
 	for _, e := range res.Entries {
 		if id := entryUUID(e); id != "" {
-			emit(replicator.Change{Kind: replicator.ChangeUpsert, UUID: id, DN: e.DN, Attrs: entryAttrs(e)})
+			emit(upsert(id, e))
 		}
 	}
 	return nil
