@@ -8,6 +8,7 @@
 //	mbctl history [--metabase FILE]
 //	mbctl restore [--metabase FILE] VERSION
 //	mbctl queue [--worker ADDR] [--json] [list | retry ID | delete ID]
+//	mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
 //	mbctl version
 //
 // --metabase defaults to $DS2MB_METABASE, else ./MetaBase.xml.
@@ -56,6 +57,9 @@ Usage:
         next attempt and last error; retry makes one due now, delete removes
         it without a notification (ADDR: the worker's --status-addr,
         default $DS2MB_WORKER or 127.0.0.1:8025)
+  mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
+        the event bindings of the metabase, like smtpreg.vbs; writes are
+        checked and saved atomically as a new version (mbctl bindings help)
   mbctl version
         print mbctl's version
 
@@ -89,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return c.restore(rest)
 	case "queue":
 		return c.queueCmd(rest)
+	case "bindings":
+		return c.bindings(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mbctl", buildVersion())
 		return exitOK
