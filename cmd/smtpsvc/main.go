@@ -26,6 +26,8 @@ import (
 
 	"github.com/ds2mb/ds2mb/smtpsvc"
 	"github.com/ds2mb/ds2mb/smtpsvc/auth"
+	"github.com/ds2mb/ds2mb/smtpsvc/events"
+	"github.com/ds2mb/ds2mb/smtpsvc/events/sinks"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
 	"github.com/ds2mb/ds2mb/smtpsvc/watch"
 )
@@ -60,7 +62,7 @@ func main() {
 	flag.StringVar(&ldapPassFile, "auth-ldap-password-file", "", "file holding the password of --auth-ldap-bind-dn")
 	flag.StringVar(&ldapBase, "auth-ldap-base", "", "where users are searched")
 	flag.StringVar(&ldapAttrs, "auth-ldap-attrs", "mail,userPrincipalName,uid", "attributes that name a user, comma-separated")
-	flag.StringVar(&dnsServer, "dns-server", "", `resolver for reverse lookups (host:port; default: the first nameserver of /etc/resolv.conf; "none" = no lookups)`)
+	flag.StringVar(&dnsServer, "dns-server", "", `resolver for reverse lookups and the DNSBL sink (host:port; default: the first nameserver of /etc/resolv.conf; "none" = no reverse lookups)`)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: smtpsvc --metabase FILE [flags]\n")
 		flag.PrintDefaults()
@@ -114,6 +116,15 @@ func main() {
 	default:
 		o.Resolver = rdns.New(dnsServer)
 	}
+
+	// The sink classes bindings may name: the built-in ones, registered
+	// here and nowhere else. A vendor's class is one more Register call.
+	o.Sinks = events.NewRegistry()
+	var sinkDNS []string
+	if dnsServer != "" && dnsServer != "none" {
+		sinkDNS = []string{dnsServer}
+	}
+	sinks.Register(o.Sinks, sinks.Options{Logger: log, DNSServers: sinkDNS})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
