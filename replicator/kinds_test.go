@@ -41,12 +41,13 @@ func objectKinds(t *testing.T, mode string) {
 		{schema.DomainLocation(2, "partner.example.org"), "RouteAction", "4096"},
 		{schema.DomainLocation(1, "*.contoso.com"), "RouteAction", "2"},
 		{schema.DomainLocation(1, "*.contoso.com"), "RouteActionString", "smarthost.example.net"},
-		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID), "SinkClass", "HeaderStamp"},
+		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID), "SinkClass", "ds2mb.HeaderStamp"},
 		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID), "DisplayName", "Stamp mail from example.com"},
 		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID), "Enabled", "TRUE"},
 		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID) + "/SourceProperties", "Priority", "24575"},
 		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID) + "/SourceProperties", "Rule", "MAIL FROM=*@example.com"},
-		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID) + "/SinkProperties", "Header", "X-Stamped: ds2mb"},
+		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID) + "/SinkProperties", "Name", "X-Stamped"},
+		{schema.BindingLocation(1, onArrival, localdir.SampleBindingID) + "/SinkProperties", "Value", "ds2mb"},
 	}
 	for _, c := range checks {
 		if got := prop(mb, c.loc, c.name); got != c.want {

@@ -70,7 +70,7 @@ func TestSampleReadBack(t *testing.T) {
 		t.Errorf("SERVER02/1 bindings = %q", got[0].GetAttributeValue("msExchServerBindings"))
 	}
 	b := search(t, c, localdir.SampleBindingDN(), ldap.ScopeBaseObject, "(objectClass=ds2mbEventBinding)", "ds2mbSinkProperty", "ds2mbRule", "ds2mbBindingID")
-	if len(b) != 1 || b[0].GetAttributeValue("ds2mbSinkProperty") != "Header=X-Stamped: ds2mb" ||
+	if len(b) != 1 || b[0].GetAttributeValue("ds2mbSinkProperty") != "Name=X-Stamped" ||
 		b[0].GetAttributeValue("ds2mbRule") != "MAIL FROM=*@example.com" || b[0].GetAttributeValue("ds2mbBindingID") != localdir.SampleBindingID {
 		t.Errorf("event binding: %+v", b)
 	}
