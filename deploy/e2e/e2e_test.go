@@ -171,7 +171,24 @@ func ldapmodify(t *testing.T, srv *localdir.Server, ldif string) string {
 // TestDirectoryEditReachesTheSocket is the whole spine: directory → ds2mb →
 // MetaBase.xml → smtpsvc → a listening socket that answers with the edited
 // configuration.
-func TestDirectoryEditReachesTheSocket(t *testing.T) {
+// spine is the whole system running from the real binaries, as `make
+// demo` runs it: slapd with the sample organisation, ds2mb for SERVER01 and
+// smtpsvc on its MetaBase.xml, virtual server 1 on a free port.
+type spine struct {
+	srv       *localdir.Server
+	bin, work string
+	mb        string // MetaBase.xml
+	statusURL string
+	a1        string // virtual server 1's address
+	vs1       string // its DN
+	repl, wrk *daemon
+	first     workerStatus
+}
+
+// startSpine starts the system and waits until the worker serves the first
+// replication.
+func startSpine(t *testing.T) *spine {
+	t.Helper()
 	bin := t.TempDir()
 	ds2mb := build(t, bin, "cmd/ds2mb")
 	smtpsvc := build(t, bin, "cmd/smtpsvc")
@@ -227,6 +244,12 @@ func TestDirectoryEditReachesTheSocket(t *testing.T) {
 		t.Fatalf("virtual server 1 banner: %q, %v; want the sample's FQDN server01.example.com", l, err)
 	}
 	t.Logf("replicated and serving: metabase version %d, virtual server 1 on %s", st.Version, a1)
+	return &spine{srv: srv, bin: bin, work: work, mb: mb, statusURL: statusURL, a1: a1, vs1: vs1, repl: repl, wrk: worker, first: st}
+}
+
+func TestDirectoryEditReachesTheSocket(t *testing.T) {
+	sp := startSpine(t)
+	srv, vs1, a1, statusURL, work, repl, worker, st := sp.srv, sp.vs1, sp.a1, sp.statusURL, sp.work, sp.repl, sp.wrk, sp.first
 
 	// Edit the directory; wait until a new connection sees the edit.
 	const newFQDN = "edited.server01.example.com"
