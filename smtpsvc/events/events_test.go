@@ -32,6 +32,13 @@ func TestRuleMatch(t *testing.T) {
 		{"RCPT TO=user@[127.0.0.1]", &Event{Rcpt: "user@[127.0.0.1]"}, true},
 		{"RCPT TO=a/b@c", &Event{Rcpt: "a/b@c"}, true},
 		{"RCPT TO=*", &Event{Session: &Session{}}, false}, // nobody yet
+		// OnInboundCommand: the MAIL or RCPT command being given, not the
+		// transaction so far.
+		{"RCPT TO=*@w.com", &Event{Session: sess, Command: &Command{Verb: "RCPT", Arg: "TO:<dan@W.com> NOTIFY=NEVER"}}, true},
+		{"RCPT TO=*@y.com", &Event{Session: sess, Command: &Command{Verb: "RCPT", Arg: "TO:<dan@w.com>"}}, false},
+		{"MAIL FROM=*@q.com", &Event{Session: &Session{}, Command: &Command{Verb: "MAIL", Arg: "FROM:<eve@q.com> SIZE=100"}}, true},
+		{"MAIL FROM=*@q.com", &Event{Session: &Session{}, Command: &Command{Verb: "MAIL", Arg: "from: eve@r.com"}}, false},
+		{"MAIL FROM=*@x.com", &Event{Session: sess, Command: &Command{Verb: "RSET"}}, true}, // other commands: the transaction
 	}
 	for _, c := range cases {
 		r, err := ParseRule(c.rule)

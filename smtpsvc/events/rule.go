@@ -82,6 +82,8 @@ func (c clause) match(ev *Event) bool {
 		return helo != "" && c.any(helo)
 	case "MAIL FROM":
 		switch {
+		case ev.Command != nil && ev.Command.Verb == "MAIL":
+			return c.any(commandAddress(ev.Command.Arg, "FROM:"))
 		case ev.Msg != nil:
 			return c.any(ev.Msg.From)
 		case ev.Session != nil && ev.Session.MailFrom != "":
@@ -89,6 +91,9 @@ func (c clause) match(ev *Event) bool {
 		}
 		return false
 	case "RCPT TO":
+		if ev.Command != nil && ev.Command.Verb == "RCPT" {
+			return c.any(commandAddress(ev.Command.Arg, "TO:"))
+		}
 		if ev.Rcpt != "" {
 			return c.any(ev.Rcpt)
 		}
@@ -106,6 +111,22 @@ func (c clause) match(ev *Event) bool {
 		return false
 	}
 	return false
+}
+
+// commandAddress is the address of a MAIL or RCPT argument
+// ("FROM:<a@example.com> SIZE=10" → "a@example.com"): an OnInboundCommand
+// rule matches the command being given, not the transaction before it.
+func commandAddress(arg, prefix string) string {
+	arg = strings.TrimSpace(arg)
+	if len(arg) >= len(prefix) && strings.EqualFold(arg[:len(prefix)], prefix) {
+		arg = strings.TrimSpace(arg[len(prefix):])
+	}
+	if rest, ok := strings.CutPrefix(arg, "<"); ok {
+		addr, _, _ := strings.Cut(rest, ">")
+		return addr
+	}
+	addr, _, _ := strings.Cut(arg, " ")
+	return addr
 }
 
 // any reports whether one of the patterns matches v.

@@ -179,12 +179,16 @@ func TestDNSBLBindings(t *testing.T) {
 	if out.StoppedBy != "DNSBL OnInboundCommand" || ev.Reply == nil || ev.Reply.Code != 554 {
 		t.Errorf("outcome %+v reply %+v", out, ev.Reply)
 	}
-	// Why the rule is to be empty: "RCPT TO=*" does not match the first
-	// RCPT, whose recipient the session has not accepted yet.
-	bs[1].Rule, _ = events.ParseRule("RCPT TO=*")
+	// A rule on the recipient matches the RCPT command being given, the
+	// first one included.
+	bs[1].Rule, _ = events.ParseRule("RCPT TO=*@fabrikam.example")
 	d, _ = events.Build(bs, events.Options{Registry: r, Logger: quiet})
 	ev = &events.Event{Type: events.InboundCommand, Session: session("127.0.0.2"), Command: &events.Command{Verb: "RCPT", Arg: "TO:<bob@fabrikam.example>"}}
+	if out := d.Fire(context.Background(), ev); out.StoppedBy != "DNSBL OnInboundCommand" || ev.Reply == nil || ev.Reply.Code != 554 {
+		t.Errorf("a RCPT TO=*@fabrikam.example binding on the first RCPT: %+v, reply %+v", out, ev.Reply)
+	}
+	ev = &events.Event{Type: events.InboundCommand, Session: session("127.0.0.2"), Command: &events.Command{Verb: "RCPT", Arg: "TO:<bob@other.example>"}}
 	if out := d.Fire(context.Background(), ev); len(out.Ran) != 0 || ev.Reply != nil {
-		t.Errorf("a RCPT TO=* binding ran on the first RCPT: %+v", out)
+		t.Errorf("a RCPT TO=*@fabrikam.example binding ran for bob@other.example: %+v", out)
 	}
 }

@@ -84,8 +84,8 @@
 // up first if no SessionStart binding did) and, when the client is
 // listed, sets ev.Reply and answers Stop. The recommended bindings are
 // one at OnSessionStart and one at OnInboundCommand, both with an empty
-// rule: a rule "RCPT TO=*" does not match the first RCPT command at
-// OnInboundCommand (the recipient is not accepted yet). A lookup that
+// rule; a rule "RCPT TO=*@example.com" at OnInboundCommand checks only
+// mail to those recipients (it matches the RCPT command given). A lookup that
 // fails (SERVFAIL, timeout) counts as not listed and is logged.
 //
 //	Zones          comma-separated DNS zones ("zen.example.org"); required.
