@@ -21,8 +21,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -111,15 +109,11 @@ func run(args []string, stderr io.Writer) int {
 		cfg.BaseDN = source.SearchBase(*baseDN)
 	}
 	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
+		tc, err := source.TLSConfig(*caFile)
 		if err != nil {
 			return fail("--ca-file: %v", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fail("--ca-file %s: no PEM certificate in it", *caFile)
-		}
-		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		cfg.TLS = tc
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
