@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,18 +79,10 @@ type bindingJSON struct {
 }
 
 func (c *command) bindings(args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(c.stdout, bindingsUsage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+	sub, rest, code, done := c.subcommand("bindings", bindingsUsage, args)
+	if done {
+		return code
 	}
-	sub, rest := args[0], args[1:]
-	c.name = "bindings " + sub
-	c.fs = flag.NewFlagSet("mbctl bindings "+sub, flag.ContinueOnError)
-	c.fs.SetOutput(c.stderr)
-	c.fs.Usage = func() { fmt.Fprint(c.stderr, bindingsUsage) }
 	mb := c.metabaseFlag()
 	instance := c.fs.Int("instance", 0, "virtual server number (0 = any, for commands that find a binding)")
 	event := c.fs.String("event", "", "event type: smtpreg name or {CATID}")

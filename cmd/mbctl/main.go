@@ -9,6 +9,9 @@
 //	mbctl restore [--metabase FILE] VERSION
 //	mbctl queue [--worker ADDR] [--json] [list | retry ID | delete ID]
 //	mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
+//	mbctl status [--replicator ADDR] [--worker ADDR] [--json]
+//	mbctl dir get|set|delete --server NAME [--vs N] PROPERTY [VALUE...]
+//	mbctl explain LOCATION [PROPERTY]
 //	mbctl version
 //
 // --metabase defaults to $DS2MB_METABASE, else ./MetaBase.xml.
@@ -57,6 +60,19 @@ Usage:
         next attempt and last error; retry makes one due now, delete removes
         it without a notification (ADDR: the worker's --status-addr,
         default $DS2MB_WORKER or 127.0.0.1:8025)
+  mbctl status [--metabase FILE] [--replicator ADDR] [--worker ADDR] [--json]
+        each part and the version it runs: the directory change stamp ds2mb
+        last replicated and the version it wrote (ADDR: ds2mb's
+        --status-addr, default $DS2MB_REPLICATOR or 127.0.0.1:8026), the
+        file's version, the version smtpsvc serves and any refusal (its
+        --status-addr, default $DS2MB_WORKER or 127.0.0.1:8025); exit 1 when
+        the worker does not answer or refused the current file
+  mbctl dir get|set|delete [CONNECTION] --server NAME [--vs N] PROPERTY [VALUE...]
+        read or edit a property in the directory, by metabase or attribute
+        name; a value the catalogue refuses is not written (mbctl dir help)
+  mbctl explain [--metabase FILE] LOCATION [PROPERTY]
+        where a node's values come from: the directory object (DN) and
+        attribute that produced them, or "local"
   mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
         the event bindings of the metabase, like smtpreg.vbs; writes are
         checked and saved atomically as a new version (mbctl bindings help)
@@ -69,6 +85,14 @@ Secure values (RoutePassword, Custom SECURE) are shown as ********.
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// commands are mbctl's subcommands by name.
+var commands = map[string]func(*command, []string) int{
+	"validate": (*command).validate, "show": (*command).show, "diff": (*command).diff,
+	"history": (*command).history, "restore": (*command).restore, "queue": (*command).queueCmd,
+	"bindings": (*command).bindings, "status": (*command).status, "dir": (*command).dir,
+	"explain": (*command).explain,
+}
+
 // run executes one mbctl command line and returns its exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -80,21 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c.fs = flag.NewFlagSet("mbctl "+cmd, flag.ContinueOnError)
 	c.fs.SetOutput(stderr)
 	c.fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if f, ok := commands[cmd]; ok {
+		return f(c, rest)
+	}
 	switch cmd {
-	case "validate":
-		return c.validate(rest)
-	case "show":
-		return c.show(rest)
-	case "diff":
-		return c.diff(rest)
-	case "history":
-		return c.history(rest)
-	case "restore":
-		return c.restore(rest)
-	case "queue":
-		return c.queueCmd(rest)
-	case "bindings":
-		return c.bindings(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "mbctl", buildVersion())
 		return exitOK
@@ -120,6 +133,25 @@ func (c *command) errorf(format string, a ...any) int {
 func (c *command) usageError(format string, a ...any) int {
 	fmt.Fprintf(c.stderr, "mbctl %s: %s\n\n%s", c.name, fmt.Sprintf(format, a...), usage)
 	return exitUsage
+}
+
+// subcommand starts a command group (mbctl bindings, mbctl dir): help
+// when asked or when no subcommand is given (done, with the exit code),
+// else the subcommand, its arguments, and a fresh flag set for it.
+func (c *command) subcommand(group, usage string, args []string) (sub string, rest []string, code int, done bool) {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(c.stdout, usage)
+		if len(args) == 0 {
+			return "", nil, exitUsage, true
+		}
+		return "", nil, exitOK, true
+	}
+	sub, rest = args[0], args[1:]
+	c.name = group + " " + sub
+	c.fs = flag.NewFlagSet("mbctl "+c.name, flag.ContinueOnError)
+	c.fs.SetOutput(c.stderr)
+	c.fs.Usage = func() { fmt.Fprint(c.stderr, usage) }
+	return sub, rest, 0, false
 }
 
 // metabaseFlag adds --metabase with its default.
