@@ -168,21 +168,21 @@ func ldapmodify(t *testing.T, srv *localdir.Server, ldif string) string {
 	return "an LDAP modify (ldapmodify is not installed)"
 }
 
-// TestDirectoryEditReachesTheSocket is the whole spine: directory → ds2mb →
-// MetaBase.xml → smtpsvc → a listening socket that answers with the edited
-// configuration.
 // spine is the whole system running from the real binaries, as `make
 // demo` runs it: slapd with the sample organisation, ds2mb for SERVER01 and
 // smtpsvc on its MetaBase.xml, virtual server 1 on a free port.
 type spine struct {
-	srv       *localdir.Server
-	bin, work string
-	mb        string // MetaBase.xml
-	statusURL string
-	a1        string // virtual server 1's address
-	vs1       string // its DN
-	repl, wrk *daemon
-	first     workerStatus
+	srv        *localdir.Server
+	bin, work  string
+	mb         string // MetaBase.xml
+	statusURL  string
+	a1         string // virtual server 1's address
+	vs1        string // its DN
+	repl, wrk  *daemon
+	first      workerStatus
+	password   string // the bind password file
+	replAddr   string // ds2mb's --status-addr
+	workerAddr string // smtpsvc's --status-addr
 }
 
 // startSpine starts the system and waits until the worker serves the first
@@ -198,7 +198,7 @@ func startSpine(t *testing.T) *spine {
 	vs2 := localdir.SampleVSDN("SERVER01", 2)
 	// The sample's fixed ports (2525, 2526) could be taken by other tests
 	// running at the same time: move both virtual servers to free ports.
-	p1, p2, statusPort := freePort(t), freePort(t), freePort(t)
+	p1, p2, statusPort, replPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	if err := srv.AddLDIF(fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: msExchServerBindings\nmsExchServerBindings: 127.0.0.1:%d:\n\n"+
 		"dn: %s\nchangetype: modify\nreplace: msExchServerBindings\nmsExchServerBindings: 127.0.0.1:%d:\n", vs1, p1, vs2, p2)); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func startSpine(t *testing.T) *spine {
 		t.Fatal(err)
 	}
 	repl := start(t, work, "ds2mb", ds2mb, "--ldap-url", srv.URL, "--bind-dn", srv.BindDN, "--bind-password-file", pw,
-		"--base-dn", localdir.SampleConfigDN, "--server", "SERVER01", "--metabase", mb)
+		"--base-dn", localdir.SampleConfigDN, "--server", "SERVER01", "--metabase", mb, "--status-addr", fmt.Sprintf("127.0.0.1:%d", replPort))
 	worker := start(t, work, "smtpsvc", smtpsvc, "--metabase", mb, "--status-addr", fmt.Sprintf("127.0.0.1:%d", statusPort),
 		"--status-file", filepath.Join(work, "status.json"), "--dns-server", "none")
 	statusURL := fmt.Sprintf("http://127.0.0.1:%d/status", statusPort)
@@ -244,9 +244,13 @@ func startSpine(t *testing.T) *spine {
 		t.Fatalf("virtual server 1 banner: %q, %v; want the sample's FQDN server01.example.com", l, err)
 	}
 	t.Logf("replicated and serving: metabase version %d, virtual server 1 on %s", st.Version, a1)
-	return &spine{srv: srv, bin: bin, work: work, mb: mb, statusURL: statusURL, a1: a1, vs1: vs1, repl: repl, wrk: worker, first: st}
+	return &spine{srv: srv, bin: bin, work: work, mb: mb, statusURL: statusURL, a1: a1, vs1: vs1, repl: repl, wrk: worker, first: st,
+		password: pw, replAddr: fmt.Sprintf("127.0.0.1:%d", replPort), workerAddr: fmt.Sprintf("127.0.0.1:%d", statusPort)}
 }
 
+// TestDirectoryEditReachesTheSocket is the whole spine: directory → ds2mb →
+// MetaBase.xml → smtpsvc → a listening socket that answers with the edited
+// configuration.
 func TestDirectoryEditReachesTheSocket(t *testing.T) {
 	sp := startSpine(t)
 	srv, vs1, a1, statusURL, work, repl, worker, st := sp.srv, sp.vs1, sp.a1, sp.statusURL, sp.work, sp.repl, sp.wrk, sp.first

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ds2mb/ds2mb/deploy/localdir"
+)
+
+// run runs a command and returns its exit code and output.
+func run(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	return 0, string(out)
+}
+
+// systemStatus is the part of `mbctl status --json` the test reads.
+type systemStatus struct {
+	Replicator *struct {
+		Version uint64 `json:"version"`
+		Stamp   string `json:"stamp"`
+	} `json:"replicator"`
+	MetabaseVersion uint64 `json:"metabaseVersion"`
+	Worker          *struct {
+		Version uint64 `json:"version"`
+	} `json:"worker"`
+	InStep bool `json:"inStep"`
+}
+
+// TestOperatorTour is the quick start's tour as a test, with the real
+// binaries: `mbctl dir set` refuses a bad value before writing, applies a
+// good one, `mbctl status` shows it reach the worker (the test prints the
+// edit-to-serving time), `mbctl explain` names the DN and attribute of the
+// replicated value and "local" for a binding added with mbctl, and a
+// message sent afterwards is delivered into the local store.
+func TestOperatorTour(t *testing.T) {
+	sp := startSpine(t)
+	mbctl := build(t, sp.bin, "cmd/mbctl")
+	conn := []string{"--ldap-url", sp.srv.URL, "--bind-dn", sp.srv.BindDN, "--bind-password-file", sp.password,
+		"--base-dn", localdir.SampleConfigDN, "--server", "SERVER01"}
+	dir := func(args ...string) (int, string) {
+		return run(t, mbctl, append(append([]string{"dir", args[0]}, conn...), args[1:]...)...)
+	}
+	status := func() (systemStatus, string) {
+		_, out := run(t, mbctl, "status", "--json", "--metabase", sp.mb, "--replicator", sp.replAddr, "--worker", sp.workerAddr)
+		var st systemStatus
+		json.Unmarshal([]byte(out), &st)
+		return st, out
+	}
+
+	// Refused before anything is written.
+	if code, out := dir("set", "--vs", "1", "MaxRecipients", "0"); code != 1 || !strings.Contains(out, "out of range") || !strings.Contains(out, "nothing written") {
+		t.Errorf("dir set MaxRecipients 0: exit %d, %q; want a refusal naming the range", code, out)
+	}
+	if code, out := dir("set", "--vs", "1", "msExchSmtpMaxRecipients", "lots"); code != 1 || !strings.Contains(out, "not an integer") {
+		t.Errorf("dir set msExchSmtpMaxRecipients lots: exit %d, %q", code, out)
+	}
+	if code, out := dir("set", "--vs", "1", "NoSuchProperty", "1"); code != 1 || !strings.Contains(out, "neither a metabase property nor a directory attribute") {
+		t.Errorf("dir set NoSuchProperty: exit %d, %q", code, out)
+	}
+	if code, out := dir("get", "--vs", "1", "MaxRecipients"); code != 0 || !strings.Contains(out, "msExchSmtpMaxRecipients = 100\n") {
+		t.Errorf("after the refusals the directory holds: exit %d, %q; want the sample's 100", code, out)
+	}
+
+	before, out := status()
+	if before.Worker == nil || before.Replicator == nil {
+		t.Fatalf("mbctl status before the edit:\n%s", out)
+	}
+	t0 := time.Now()
+	if code, out := dir("set", "--vs", "1", "MaxRecipients", "42"); code != 0 {
+		t.Fatalf("dir set MaxRecipients 42: exit %d, %s", code, out)
+	}
+	var after systemStatus
+	for {
+		after, out = status()
+		if after.InStep && after.Worker.Version > before.Worker.Version {
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("mbctl status never showed the worker serving the edit:\n%s\nds2mb:\n%s", out, sp.repl.tail())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("mbctl dir set → mbctl status shows the worker serving version %d: %v (mbctl status polled as a person would)",
+		after.Worker.Version, time.Since(t0).Round(time.Millisecond))
+	if after.Replicator.Stamp == "" || after.Replicator.Stamp <= before.Replicator.Stamp {
+		t.Errorf("directory change stamp %q after the edit, %q before", after.Replicator.Stamp, before.Replicator.Stamp)
+	}
+	if code, out := run(t, mbctl, "status", "--metabase", sp.mb, "--replicator", sp.replAddr, "--worker", sp.workerAddr); code != 0 ||
+		!strings.Contains(out, "in step: the worker serves version") || !strings.Contains(out, "smtpsvc") {
+		t.Errorf("mbctl status table: exit %d\n%s", code, out)
+	}
+
+	code, out := run(t, mbctl, "explain", "--metabase", sp.mb, "/LM/SmtpSvc/1", "MaxRecipients")
+	if code != 0 || !strings.Contains(out, "MaxRecipients = 42: from attribute msExchSmtpMaxRecipients of ") ||
+		!strings.Contains(strings.ToLower(out), strings.ToLower(sp.vs1)) {
+		t.Errorf("explain MaxRecipients: exit %d\n%s", code, out)
+	}
+	code, out = run(t, mbctl, "bindings", "add", "--metabase", sp.mb, "--instance", "1", "--event", "OnArrival",
+		"--class", "ds2mb.HeaderStamp", "--sink", "Name=X-Local", "--sink", "Value=yes")
+	if code != 0 {
+		t.Fatalf("bindings add: %s", out)
+	}
+	id := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	loc := "/LM/SmtpSvc/1/EventManager/EventTypes/{FF3CAA23-00B9-11D2-9DFB-00C04FA322BA}/Bindings/" + id
+	if code, out := run(t, mbctl, "explain", "--metabase", sp.mb, loc); code != 0 || !strings.Contains(out, loc+": local") {
+		t.Errorf("explain of the binding added with mbctl: exit %d\n%s", code, out)
+	}
+
+	sendTo(t, sp.a1, "alice@example.com", "bob@example.com", "Subject: tour\r\n\r\ndelivered?\r\n")
+	got := delivered(t, filepath.Join(filepath.Dir(sp.mb), "Mailroot", "vsi 1", "Mailbox", "example.com", "bob"), "tour")
+	if !strings.Contains(got, "delivered?") {
+		t.Errorf("delivered message:\n%s", got)
+	}
+}
