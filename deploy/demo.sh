@@ -64,13 +64,14 @@ wait_file "$DEMO/ldap.ready" 120
 # 2. The replicator: SERVER01's SMTP configuration, one way, into a MetaBase.xml.
 MB_DIR="$DEMO/metabase"
 STATUS_ADDR="${STATUS_ADDR:-127.0.0.1:8025}"
+REPL_STATUS_ADDR="${REPL_STATUS_ADDR:-127.0.0.1:8026}"
 ADMIN_DN="cn=admin,dc=example,dc=com"
 VS1_DN="cn=1,cn=SMTP,cn=Protocols,cn=SERVER01,cn=Servers,cn=First Administrative Group,cn=Administrative Groups,cn=Example,cn=Microsoft Exchange,cn=Services,cn=Configuration,dc=example,dc=com"
 rm -rf "$MB_DIR" "$DEMO/smtpsvc-status.json"
 mkdir -p "$MB_DIR"
 (umask 077 && printf 'secret\n' >"$DEMO/bind-password")
 start replicator bin/ds2mb --ldap-url "$LDAP_URL" --bind-dn "$ADMIN_DN" --bind-password-file "$DEMO/bind-password" \
-	--base-dn "cn=Configuration,dc=example,dc=com" --server SERVER01 --metabase "$MB_DIR/MetaBase.xml"
+	--base-dn "cn=Configuration,dc=example,dc=com" --server SERVER01 --metabase "$MB_DIR/MetaBase.xml" --status-addr "$REPL_STATUS_ADDR"
 wait_file "$MB_DIR/MetaBase.xml" 60
 
 # 3. The SMTP worker on that file (SERVER01's virtual servers: 127.0.0.1:2525 and :2526).
@@ -84,16 +85,36 @@ demo: the whole spine runs: directory $LDAP_URL → ds2mb → $MB_DIR/MetaBase.x
 demo: SMTP virtual servers of SERVER01: 127.0.0.1:2525 (1) and 127.0.0.1:2526 (2)
 demo: worker status: curl -s http://$STATUS_ADDR/status   (also /healthz, /metrics; file $DEMO/smtpsvc-status.json)
 
-demo: change a property in the directory and watch the worker apply it (paste as is):
+demo: the tour (paste as is, in another terminal, from $(pwd)):
 
+export DS2MB_METABASE=$MB_DIR/MetaBase.xml DS2MB_WORKER=$STATUS_ADDR DS2MB_REPLICATOR=$REPL_STATUS_ADDR
+export DS2MB_LDAP_URL=$LDAP_URL DS2MB_BIND_DN=$ADMIN_DN DS2MB_BIND_PASSWORD_FILE=$DEMO/bind-password
+export DS2MB_BASE_DN=cn=Configuration,dc=example,dc=com DS2MB_SERVER=SERVER01
+bin/mbctl status                                   # each part and the version it runs
+bin/mbctl dir set --vs 1 MaxRecipients 0           # refused before anything is written: out of range
+bin/mbctl dir set --vs 1 MaxRecipients 250         # applied: the directory changes...
+bin/mbctl status                                   # ...ds2mb writes a new version, smtpsvc serves it
+bin/mbctl explain /LM/SmtpSvc/1 MaxRecipients      # which DN and attribute it came from
+bin/mbctl diff v1 v2; bin/mbctl history            # what changed in MetaBase.xml
+
+# the same edit with plain ldapmodify: virtual server 1's host name
 ldapmodify -x -H $LDAP_URL -D $ADMIN_DN -w secret <<'LDIF'
 dn: $VS1_DN
 changetype: modify
 replace: msExchSmtpFullyQualifiedDomainName
 msExchSmtpFullyQualifiedDomainName: mail.example.com
 LDIF
-curl -s http://$STATUS_ADDR/status   # "version" went up; virtual server 1's "fqdn" is mail.example.com
 exec 3<>/dev/tcp/127.0.0.1/2525; head -1 <&3; exec 3<&-   # the banner: 220 mail.example.com … ready at …
+
+# a disclaimer for mail from example.com, local to this server
+bin/mbctl bindings add --instance 1 --event OnArrival --class ds2mb.Disclaimer --name Legal \\
+      --rule "mail from=*@example.com" --sink "Text=-- sent through the ds2mb demo"
+bin/mbctl bindings list
+
+# send a message and find it delivered in the local store
+printf 'Subject: hello\r\n\r\nfirst message\r\n' | curl -s smtp://127.0.0.1:2525 \\
+      --mail-from alice@example.com --mail-rcpt bob@example.com -T -
+cat "$MB_DIR/Mailroot/vsi 1/Mailbox/example.com/bob/new/"*
 
 EOF
 
