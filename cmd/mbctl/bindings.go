@@ -146,13 +146,17 @@ func origins(mb string) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for loc, o := range st.Owned {
-		dn := "(directory object " + o.Origin + ")"
-		if obj, ok := st.Objects[o.Origin]; ok {
-			dn = obj.DN
-		}
-		out[strings.ToLower(loc)] = dn
+		out[strings.ToLower(loc)] = originDN(st, o)
 	}
 	return out, nil
+}
+
+// originDN is the DN of the directory object an owned node comes from.
+func originDN(st *replicator.State, o *replicator.OwnedNode) string {
+	if obj, ok := st.Objects[o.Origin]; ok {
+		return obj.DN
+	}
+	return "(directory object " + o.Origin + ")"
 }
 
 func (c *command) listBindings(mb string, instance int, event string, asJSON bool) int {

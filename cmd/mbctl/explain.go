@@ -1,9 +1,8 @@
 package main
 
 import (
-	"strings"
-
 	"fmt"
+	"strings"
 
 	"github.com/ds2mb/ds2mb/metabase"
 	"github.com/ds2mb/ds2mb/replicator"
@@ -39,11 +38,7 @@ func (c *command) explain(args []string) int {
 	if st != nil {
 		for loc, o := range st.Owned {
 			if strings.EqualFold(loc, n.Location) {
-				owned = o
-				dn = "(directory object " + o.Origin + ")"
-				if obj, ok := st.Objects[o.Origin]; ok {
-					dn = obj.DN
-				}
+				owned, dn = o, originDN(st, o)
 			}
 		}
 	}

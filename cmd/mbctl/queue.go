@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,11 +16,7 @@ import (
 // queueCmd lists the worker's queue, or retries or deletes one message,
 // through the worker's status address (the queue lives in the worker).
 func (c *command) queueCmd(args []string) int {
-	def := os.Getenv("DS2MB_WORKER")
-	if def == "" {
-		def = "127.0.0.1:8025"
-	}
-	addr := c.fs.String("worker", def, "the SMTP worker's status address (default $DS2MB_WORKER or 127.0.0.1:8025)")
+	addr := c.fs.String("worker", envOr("DS2MB_WORKER", "127.0.0.1:8025"), "the SMTP worker's status address (default $DS2MB_WORKER or 127.0.0.1:8025)")
 	asJSON := c.fs.Bool("json", false, "print the list as JSON")
 	pos, ok := c.parse(args)
 	if !ok {
