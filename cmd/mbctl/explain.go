@@ -21,13 +21,9 @@ func (c *command) explain(args []string) int {
 	if len(pos) < 1 || len(pos) > 2 {
 		return c.usageError("want LOCATION [PROPERTY]")
 	}
-	t, err := metabase.Load(*mb)
-	if err != nil {
-		return c.errorf("%v", err)
-	}
-	n := t.Node(pos[0])
+	t, n, code := c.loadNode(*mb, pos[0])
 	if n == nil {
-		return c.errorf("%s: no node at this Location in %s", pos[0], *mb)
+		return code
 	}
 	st, err := replicator.LoadState(replicator.StatePath(*mb))
 	if err != nil {

@@ -3,14 +3,15 @@
 // diff two files or versions, list the history of versions and restore one.
 //
 //	mbctl validate FILE
-//	mbctl show [--metabase FILE] [--effective] [LOCATION]
-//	mbctl diff [--metabase FILE] A B
-//	mbctl history [--metabase FILE]
+//	mbctl show [--metabase FILE] [--effective] [--json] [LOCATION]
+//	mbctl get [--metabase FILE] [--json] LOCATION PROPERTY
+//	mbctl diff [--metabase FILE] [--json] A B | --version N
+//	mbctl history [--metabase FILE] [--json]
 //	mbctl restore [--metabase FILE] VERSION
 //	mbctl queue [--worker ADDR] [--json] [list | retry ID | delete ID]
 //	mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
 //	mbctl status [--replicator ADDR] [--worker ADDR] [--json]
-//	mbctl dir get|set|delete --server NAME [--vs N] PROPERTY [VALUE...]
+//	mbctl dir get|set|add|delete --server NAME [--vs N] [PROPERTY [VALUE...]]
 //	mbctl explain LOCATION [PROPERTY]
 //	mbctl version
 //
@@ -18,6 +19,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,17 +46,25 @@ Usage:
   mbctl validate FILE
         check FILE against the schema catalogue; exit 0 when valid, else 1
         and one line per problem: "Location: property: reason"
-  mbctl show [--metabase FILE] [--effective] [LOCATION]
+  mbctl show [--metabase FILE] [--effective] [--json] [LOCATION]
         list every Location, or show the properties of one node; with
         --effective, every catalogue property of that node kind with its
         effective value and where it comes from (set, inherited, default)
-  mbctl diff [--metabase FILE] A B
+  mbctl get [--metabase FILE] [--json] LOCATION PROPERTY
+        the effective value of one property, alone on a line (MULTISZ: one
+        value per line); the source (set, inherited, default) goes to
+        stderr, or into the JSON; exit 1 when it has no value
+  mbctl diff [--metabase FILE] [--json] A B
+  mbctl diff [--metabase FILE] [--json] --version N
         differences from A to B; each is a file, or vN for version N of the
-        --metabase history; exit 0 when equal, 1 when they differ
-  mbctl history [--metabase FILE]
+        --metabase history; --version N compares version N with the current
+        file; exit 0 when equal, 1 when they differ
+  mbctl history [--metabase FILE] [--json]
         list the versions kept in the history folder
   mbctl restore [--metabase FILE] VERSION
-        save version VERSION from the history as a new version
+        save version VERSION from the history as a new version: a local
+        pin; the next replication of a property ds2mb owns writes the
+        directory's value again
   mbctl queue [--worker ADDR] [--json] [list | retry ID | delete ID]
         the SMTP worker's queue: every message with its state, attempts,
         next attempt and last error; retry makes one due now, delete removes
@@ -67,9 +77,10 @@ Usage:
         file's version, the version smtpsvc serves and any refusal (its
         --status-addr, default $DS2MB_WORKER or 127.0.0.1:8025); exit 1 when
         the worker does not answer or refused the current file
-  mbctl dir get|set|delete [CONNECTION] --server NAME [--vs N] PROPERTY [VALUE...]
+  mbctl dir get|set|add|delete [CONNECTION] --server NAME [--vs N] [PROPERTY [VALUE...]]
         read or edit a property in the directory, by metabase or attribute
-        name; a value the catalogue refuses is not written (mbctl dir help)
+        name, or add a virtual server; a value the catalogue refuses is not
+        written (mbctl dir help)
   mbctl explain [--metabase FILE] LOCATION [PROPERTY]
         where a node's values come from: the directory object (DN) and
         attribute that produced them, or "local"
@@ -87,7 +98,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // commands are mbctl's subcommands by name.
 var commands = map[string]func(*command, []string) int{
-	"validate": (*command).validate, "show": (*command).show, "diff": (*command).diff,
+	"validate": (*command).validate, "show": (*command).show, "get": (*command).get, "diff": (*command).diff,
 	"history": (*command).history, "restore": (*command).restore, "queue": (*command).queueCmd,
 	"bindings": (*command).bindings, "status": (*command).status, "dir": (*command).dir,
 	"explain": (*command).explain,
@@ -210,9 +221,32 @@ func (c *command) validate(args []string) int {
 	return exitOK
 }
 
+// nodeJSON is a node in `show --json`.
+type nodeJSON struct {
+	Location   string     `json:"location"`
+	Class      string     `json:"class"`
+	Properties []propJSON `json:"properties,omitempty"`
+}
+
+// propJSON is a property in `show --json` and `get --json`. Secure values
+// are masked.
+type propJSON struct {
+	Location string `json:"location,omitempty"`
+	Name     string `json:"name"`
+	Value    string `json:"value,omitempty"`
+	// Source is set, inherited or default (--effective and get), or
+	// unset; Invalid holds why a stored value does not parse.
+	Source  string `json:"source,omitempty"`
+	Invalid string `json:"invalid,omitempty"`
+	// Catalogue is false for a property the catalogue does not know on
+	// this kind of node (a Custom property, another tool's).
+	Catalogue bool `json:"catalogue"`
+}
+
 func (c *command) show(args []string) int {
 	mb := c.metabaseFlag()
 	effective := c.fs.Bool("effective", false, "apply inheritance and defaults")
+	asJSON := c.jsonFlag()
 	pos, ok := c.parse(args)
 	if !ok {
 		return exitUsage
@@ -228,18 +262,32 @@ func (c *command) show(args []string) int {
 		if *effective {
 			return c.usageError("--effective needs a LOCATION")
 		}
+		list := []nodeJSON{}
 		for _, n := range t.Nodes() {
+			list = append(list, nodeJSON{Location: n.Location, Class: n.Class})
+		}
+		if *asJSON {
+			return c.printJSON(list)
+		}
+		for _, n := range list {
 			fmt.Fprintf(c.stdout, "%s\t%s\n", n.Location, n.Class)
 		}
 		return exitOK
 	}
-	loc := pos[0]
-	n := t.Node(loc)
+	n := t.Node(pos[0])
 	if n == nil {
-		return c.errorf("%s: no node at this Location in %s", loc, *mb)
+		return c.errorf("%s: no node at this Location in %s", pos[0], *mb)
 	}
-	fmt.Fprintf(c.stdout, "%s\t%s\n", n.Location, n.Class)
+	out := nodeJSON{Location: n.Location, Class: n.Class, Properties: []propJSON{}}
 	if !*effective {
+		for _, p := range n.Props() {
+			_, known := schema.Lookup(p.Name)
+			out.Properties = append(out.Properties, propJSON{Name: p.Name, Value: metabase.ShowText(p), Catalogue: known && !p.Custom})
+		}
+		if *asJSON {
+			return c.printJSON(out)
+		}
+		fmt.Fprintf(c.stdout, "%s\t%s\n", n.Location, n.Class)
 		for _, p := range n.Props() {
 			fmt.Fprintf(c.stdout, "  %s = %s%s\n", p.Name, display(metabase.ShowText(p)), customNote(p))
 		}
@@ -249,9 +297,6 @@ func (c *command) show(args []string) int {
 	if err != nil {
 		return c.errorf("%v", err)
 	}
-	if place.Kind == schema.NodeUnknown || place.Kind == schema.NodeContainer {
-		fmt.Fprintf(c.stdout, "  (a %s node: no catalogue properties apply)\n", place.Kind)
-	}
 	failed := false
 	known := map[string]bool{}
 	for i := range schema.Properties() {
@@ -260,29 +305,132 @@ func (c *command) show(args []string) int {
 			continue
 		}
 		known[strings.ToLower(sp.Name)] = true
-		v, src, has, err := t.Effective(n.Location, sp.Name)
-		switch {
-		case err != nil:
-			failed = true
-			fmt.Fprintf(c.stdout, "  %s: invalid: %v\n", sp.Name, err)
-		case !has:
-			fmt.Fprintf(c.stdout, "  %s (unset)\n", sp.Name)
-		default:
-			text := sp.Render(v)
-			if sp.Secure {
-				text = metabase.Masked
-			}
-			fmt.Fprintf(c.stdout, "  %s = %s (%s)\n", sp.Name, display(text), src)
-		}
+		pj, ok := effectiveProp(t, n.Location, sp)
+		failed = failed || !ok
+		out.Properties = append(out.Properties, pj)
 	}
 	for _, p := range n.Props() {
-		if known[strings.ToLower(p.Name)] {
-			continue
+		if !known[strings.ToLower(p.Name)] {
+			out.Properties = append(out.Properties, propJSON{Name: p.Name, Value: metabase.ShowText(p), Source: metabase.FromNode.String()})
 		}
-		fmt.Fprintf(c.stdout, "  %s = %s (set; not a catalogue property of a %s node)%s\n", p.Name, display(metabase.ShowText(p)), place.Kind, customNote(p))
 	}
+	code := exitOK
 	if failed {
-		return exitProblem
+		code = exitProblem
+	}
+	if *asJSON {
+		if c.printJSON(out) != exitOK {
+			return exitProblem
+		}
+		return code
+	}
+	fmt.Fprintf(c.stdout, "%s\t%s\n", n.Location, n.Class)
+	if place.Kind == schema.NodeUnknown || place.Kind == schema.NodeContainer {
+		fmt.Fprintf(c.stdout, "  (a %s node: no catalogue properties apply)\n", place.Kind)
+	}
+	for _, pj := range out.Properties {
+		switch {
+		case pj.Invalid != "":
+			fmt.Fprintf(c.stdout, "  %s: invalid: %s\n", pj.Name, pj.Invalid)
+		case pj.Source == "unset":
+			fmt.Fprintf(c.stdout, "  %s (unset)\n", pj.Name)
+		case !pj.Catalogue:
+			p, _ := n.Get(pj.Name)
+			fmt.Fprintf(c.stdout, "  %s = %s (set; not a catalogue property of a %s node)%s\n", pj.Name, display(pj.Value), place.Kind, customNote(p))
+		default:
+			fmt.Fprintf(c.stdout, "  %s = %s (%s)\n", pj.Name, display(pj.Value), pj.Source)
+		}
+	}
+	return code
+}
+
+// effectiveProp is the effective value of catalogue property sp at loc;
+// ok is false when the stored value is invalid.
+func effectiveProp(t *metabase.Tree, loc string, sp *schema.Property) (pj propJSON, ok bool) {
+	pj = propJSON{Name: sp.Name, Catalogue: true}
+	v, src, has, err := t.Effective(loc, sp.Name)
+	switch {
+	case err != nil:
+		pj.Invalid = err.Error()
+		return pj, false
+	case !has:
+		pj.Source = "unset"
+	default:
+		pj.Value, pj.Source = sp.Render(v), src.String()
+		if sp.Secure {
+			pj.Value = metabase.Masked
+		}
+	}
+	return pj, true
+}
+
+// get prints one property's effective value: for scripts, the value alone
+// on stdout.
+func (c *command) get(args []string) int {
+	mb := c.metabaseFlag()
+	asJSON := c.jsonFlag()
+	pos, ok := c.parse(args)
+	if !ok {
+		return exitUsage
+	}
+	if len(pos) != 2 {
+		return c.usageError("want LOCATION PROPERTY")
+	}
+	t, n, code := c.loadNode(*mb, pos[0])
+	if n == nil {
+		return code
+	}
+	var pj propJSON
+	if sp, known := schema.Lookup(pos[1]); known {
+		pj, ok = effectiveProp(t, n.Location, sp)
+		if !ok {
+			return c.errorf("%s: %s: invalid: %s", n.Location, sp.Name, pj.Invalid)
+		}
+	} else if p, has := n.Get(pos[1]); has {
+		pj = propJSON{Name: p.Name, Value: metabase.ShowText(p), Source: metabase.FromNode.String()}
+	} else {
+		return c.errorf("%s: %s is neither set on this node nor a catalogue property", n.Location, pos[1])
+	}
+	pj.Location = n.Location
+	if pj.Source == "unset" {
+		if *asJSON {
+			c.printJSON(pj)
+		}
+		return c.errorf("%s: %s is not set, not inherited and has no default", n.Location, pj.Name)
+	}
+	if *asJSON {
+		return c.printJSON(pj)
+	}
+	fmt.Fprintln(c.stdout, pj.Value)
+	fmt.Fprintf(c.stderr, "%s: %s (%s)\n", n.Location, pj.Name, pj.Source)
+	return exitOK
+}
+
+// loadNode loads the metabase file mb and finds the node at loc; on
+// failure the node is nil and code the exit code, the error reported.
+func (c *command) loadNode(mb, loc string) (*metabase.Tree, *metabase.Node, int) {
+	t, err := metabase.Load(mb)
+	if err != nil {
+		return nil, nil, c.errorf("%v", err)
+	}
+	n := t.Node(loc)
+	if n == nil {
+		return nil, nil, c.errorf("%s: no node at this Location in %s", loc, mb)
+	}
+	return t, n, exitOK
+}
+
+// jsonFlag adds --json.
+func (c *command) jsonFlag() *bool {
+	return c.fs.Bool("json", false, "print JSON for scripts instead of a table")
+}
+
+// printJSON writes v as indented JSON.
+func (c *command) printJSON(v any) int {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return c.errorf("%v", err)
 	}
 	return exitOK
 }
@@ -305,14 +453,34 @@ func customNote(p metabase.Property) string {
 	return fmt.Sprintf("  [Custom ID=%d Type=%v UserType=%s Attributes=%s]", p.ID, p.Type, p.UserType, p.Attributes)
 }
 
+// changeJSON is one difference in `diff --json`; secure values are masked.
+type changeJSON struct {
+	Kind     string `json:"kind"`
+	Location string `json:"location"`
+	Property string `json:"property,omitempty"`
+	Old      string `json:"old,omitempty"`
+	New      string `json:"new,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
 func (c *command) diff(args []string) int {
 	mb := c.metabaseFlag()
+	asJSON := c.jsonFlag()
+	version := c.fs.String("version", "", "compare version N of the history with the current file")
 	pos, ok := c.parse(args)
 	if !ok {
 		return exitUsage
 	}
-	if len(pos) != 2 {
-		return c.usageError("want two files or versions, A and B")
+	switch {
+	case *version != "" && len(pos) != 0:
+		return c.usageError("--version N compares with the current file: no A B with it")
+	case *version != "":
+		if _, err := strconv.ParseUint(strings.TrimPrefix(*version, "v"), 10, 64); err != nil {
+			return c.usageError("--version %q is not a version number", *version)
+		}
+		pos = []string{"v" + strings.TrimPrefix(*version, "v"), *mb}
+	case len(pos) != 2:
+		return c.usageError("want two files or versions, A and B, or --version N")
 	}
 	var trees [2]*metabase.Tree
 	for i, arg := range pos {
@@ -323,8 +491,21 @@ func (c *command) diff(args []string) int {
 		trees[i] = t
 	}
 	changes := metabase.Diff(trees[0], trees[1])
-	for _, ch := range changes {
-		fmt.Fprintln(c.stdout, ch.String())
+	if *asJSON {
+		list := []changeJSON{}
+		for _, ch := range changes {
+			list = append(list, changeJSON{Kind: ch.Kind.String(), Location: ch.Location, Property: ch.Property, Old: ch.Old, New: ch.New, Detail: ch.Detail})
+		}
+		if c.printJSON(list) != exitOK {
+			return exitProblem
+		}
+	} else {
+		if *version != "" {
+			fmt.Fprintf(c.stderr, "from version %d to the current file (version %d):\n", trees[0].Version, trees[1].Version)
+		}
+		for _, ch := range changes {
+			fmt.Fprintln(c.stdout, ch.String())
+		}
 	}
 	if len(changes) > 0 {
 		return exitProblem
@@ -347,8 +528,17 @@ func loadArg(mb, arg string) (*metabase.Tree, error) {
 	return nil, err
 }
 
+// versionJSON is one version in `history --json`.
+type versionJSON struct {
+	Version uint64 `json:"version"`
+	SavedAt string `json:"savedAt,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	Current bool   `json:"current"`
+}
+
 func (c *command) history(args []string) int {
 	mb := c.metabaseFlag()
+	asJSON := c.jsonFlag()
 	pos, ok := c.parse(args)
 	if !ok {
 		return exitUsage
@@ -368,20 +558,30 @@ func (c *command) history(args []string) int {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(c.stderr, "mbctl history: current file: %v\n", err)
 	}
+	list := []versionJSON{}
+	for _, v := range vs {
+		vj := versionJSON{Version: v, Current: haveCurrent && v == current}
+		if info, err := os.Stat(s.HistoryFile(v)); err == nil {
+			vj.SavedAt, vj.Bytes = info.ModTime().UTC().Format("2006-01-02T15:04:05Z"), info.Size()
+		}
+		list = append(list, vj)
+	}
+	if *asJSON {
+		return c.printJSON(list)
+	}
 	if len(vs) == 0 {
 		fmt.Fprintf(c.stdout, "no versions in %s\n", s.HistoryDir())
 	}
-	for _, v := range vs {
+	for _, vj := range list {
 		mark := ""
-		if haveCurrent && v == current {
+		if vj.Current {
 			mark = "\t(current)"
 		}
-		info, err := os.Stat(s.HistoryFile(v))
-		if err != nil {
-			fmt.Fprintf(c.stdout, "%d%s\n", v, mark)
+		if vj.SavedAt == "" {
+			fmt.Fprintf(c.stdout, "%d%s\n", vj.Version, mark)
 			continue
 		}
-		fmt.Fprintf(c.stdout, "%d\t%s\t%d bytes%s\n", v, info.ModTime().UTC().Format("2006-01-02T15:04:05Z"), info.Size(), mark)
+		fmt.Fprintf(c.stdout, "%d\t%s\t%d bytes%s\n", vj.Version, vj.SavedAt, vj.Bytes, mark)
 	}
 	return exitOK
 }
@@ -413,6 +613,7 @@ func (c *command) restore(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "restored version %d as version %d\n", v, old.Version)
+	fmt.Fprintln(c.stdout, "this is a local pin: the next replication of a property ds2mb owns (a directory change, ds2mb's restart or its periodic --resync) writes the directory's value again; to keep a value, set it in the directory (mbctl dir set)")
 	return exitOK
 }
 

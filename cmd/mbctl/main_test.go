@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -204,7 +205,7 @@ func TestDiffHistoryRestore(t *testing.T) {
 	}
 
 	code, out, _ = mbctl(t, "restore", "--metabase", path, "1")
-	if code != 0 || out != "restored version 1 as version 4\n" {
+	if code != 0 || !strings.HasPrefix(out, "restored version 1 as version 4\n") || !strings.Contains(out, "local pin: the next replication") {
 		t.Fatalf("restore: exit %d %q", code, out)
 	}
 	cur, err := metabase.Load(path)
@@ -219,6 +220,96 @@ func TestDiffHistoryRestore(t *testing.T) {
 	}
 	if code, _, _ := mbctl(t, "restore", "--metabase", path, "x"); code != 2 {
 		t.Fatalf("restore x: exit %d, want 2", code)
+	}
+}
+
+func TestDiffVersionAndJSON(t *testing.T) {
+	path := saveVersions(t)
+	// --version N: from version N to the current file.
+	code, out, errOut := mbctl(t, "diff", "--metabase", path, "--version", "1")
+	if code != 1 || out != "~ /LM/SmtpSvc: MaxMessageSize: \"1000000\" -> \"3000000\"\n" || !strings.Contains(errOut, "from version 1 to the current file (version 3)") {
+		t.Fatalf("diff --version 1: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ = mbctl(t, "diff", "--metabase", path, "--version", "3"); code != 0 || out != "" {
+		t.Fatalf("diff --version of the current version: exit %d %q", code, out)
+	}
+	if code, _, errOut = mbctl(t, "diff", "--metabase", path, "--version", "7"); code != 1 || !strings.Contains(errOut, "version 7 is not in the history folder") {
+		t.Fatalf("diff --version of a missing version: exit %d %q", code, errOut)
+	}
+	if code, _, _ = mbctl(t, "diff", "--metabase", path, "--version", "1", "v2", "v3"); code != 2 {
+		t.Fatalf("diff --version with A B: exit %d, want 2", code)
+	}
+	if code, _, _ = mbctl(t, "diff", "--metabase", path, "--version", "x"); code != 2 {
+		t.Fatalf("diff --version x: exit %d, want 2", code)
+	}
+
+	var changes []changeJSON
+	code, out, _ = mbctl(t, "diff", "--json", "--metabase", path, "v1", "v2")
+	if err := json.Unmarshal([]byte(out), &changes); code != 1 || err != nil || len(changes) != 1 ||
+		changes[0] != (changeJSON{Kind: "property changed", Location: "/LM/SmtpSvc", Property: "MaxMessageSize", Old: "1000000", New: "2000000"}) {
+		t.Fatalf("diff --json: exit %d %v\n%s", code, err, out)
+	}
+	var versions []versionJSON
+	code, out, _ = mbctl(t, "history", "--json", "--metabase", path)
+	if err := json.Unmarshal([]byte(out), &versions); code != 0 || err != nil || len(versions) != 3 ||
+		versions[0].Version != 1 || versions[0].Current || !versions[2].Current || versions[2].Bytes == 0 {
+		t.Fatalf("history --json: exit %d %v\n%s", code, err, out)
+	}
+	var nodes []nodeJSON
+	code, out, _ = mbctl(t, "show", "--json", "--metabase", sample)
+	if err := json.Unmarshal([]byte(out), &nodes); code != 0 || err != nil || len(nodes) != 17 || nodes[2].Location != "/LM/SmtpSvc" || nodes[2].Class != "IIsSmtpService" {
+		t.Fatalf("show --json: exit %d %v\n%s", code, err, out)
+	}
+	var node nodeJSON
+	code, out, _ = mbctl(t, "show", "--json", "--effective", "--metabase", sample, "/LM/SmtpSvc/2")
+	if err := json.Unmarshal([]byte(out), &node); code != 0 || err != nil || node.Class != "IIsSmtpServer" {
+		t.Fatalf("show --json --effective: exit %d %v\n%s", code, err, out)
+	}
+	got := map[string]propJSON{}
+	for _, p := range node.Properties {
+		got[p.Name] = p
+	}
+	if got["MaxRecipients"].Value != "100" || got["MaxRecipients"].Source != "default" || got["RoutePassword"].Value != metabase.Masked ||
+		got["SmartHost"].Source != "unset" || got["DoMasquerade"].Source != "set" || strings.Contains(out, "s3cret") {
+		t.Fatalf("show --json --effective values:\n%s", out)
+	}
+}
+
+func TestGet(t *testing.T) {
+	// The value alone on stdout, its source on stderr: set, inherited, default.
+	for _, c := range []struct{ loc, prop, value, source string }{
+		{"/LM/SmtpSvc/1", "MaxRecipients", "64000", "set"},
+		{"/lm/smtpsvc/2", "maxmessagesize", "10485760", "inherited"},
+		{"/LM/SmtpSvc/2", "MaxRecipients", "100", "default"},
+		{"/LM/SmtpSvc/1", "ServerBindings", "127.0.0.1:2525:\n127.0.0.2:2525:", "set"},
+		{"/LM/SmtpSvc/1/Domain/*.contoso.com", "RoutePassword", metabase.Masked, "set"},
+	} {
+		code, out, errOut := mbctl(t, "get", "--metabase", sample, c.loc, c.prop)
+		if code != 0 || out != c.value+"\n" || !strings.HasSuffix(errOut, "("+c.source+")\n") {
+			t.Errorf("get %s %s: exit %d, %q, %q; want %q (%s)", c.loc, c.prop, code, out, errOut, c.value, c.source)
+		}
+	}
+	var p propJSON
+	code, out, _ := mbctl(t, "get", "--json", "--metabase", sample, "/LM/SmtpSvc/2", "MaxMessageSize")
+	if err := json.Unmarshal([]byte(out), &p); code != 0 || err != nil ||
+		p != (propJSON{Location: "/LM/SmtpSvc/2", Name: "MaxMessageSize", Value: "10485760", Source: "inherited", Catalogue: true}) {
+		t.Fatalf("get --json: exit %d %v\n%s", code, err, out)
+	}
+	// No value: exit 1 with the reason; unknown names and nodes likewise.
+	for _, c := range []struct{ loc, prop, want string }{
+		{"/LM/SmtpSvc/2", "SmartHost", "SmartHost is not set, not inherited and has no default"},
+		{"/LM/SmtpSvc/1", "NoSuchThing", "NoSuchThing is neither set on this node nor a catalogue property"},
+		{"/LM/SmtpSvc/9", "MaxRecipients", "/LM/SmtpSvc/9: no node"},
+	} {
+		if code, out, errOut := mbctl(t, "get", "--metabase", sample, c.loc, c.prop); code != 1 || out != "" || !strings.Contains(errOut, c.want) {
+			t.Errorf("get %s %s: exit %d, %q, %q; want exit 1 and %q", c.loc, c.prop, code, out, errOut, c.want)
+		}
+	}
+	if code, _, errOut := mbctl(t, "get", "--metabase", writeFile(t, "MetaBase.xml", badFile), "/LM/SmtpSvc/1", "MaxRecipients"); code != 1 || !strings.Contains(errOut, "MaxRecipients: invalid") {
+		t.Fatalf("get of an invalid value: exit %d %q", code, errOut)
+	}
+	if code, _, _ := mbctl(t, "get", "--metabase", sample, "/LM/SmtpSvc/1"); code != 2 {
+		t.Fatalf("get without PROPERTY: exit %d, want 2", code)
 	}
 }
 
@@ -254,7 +345,7 @@ func TestExecutable(t *testing.T) {
 	}
 	path := saveVersions(t)
 	out, err = exec.Command(mbctlBin, "restore", "--metabase", path, "2").Output()
-	if err != nil || string(out) != "restored version 2 as version 4\n" {
+	if err != nil || !strings.HasPrefix(string(out), "restored version 2 as version 4\n") {
 		t.Fatalf("mbctl restore: %v %q", err, out)
 	}
 }
