@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -117,9 +119,55 @@ func TestOperatorTour(t *testing.T) {
 		t.Errorf("explain of the binding added with mbctl: exit %d\n%s", code, out)
 	}
 
+	// dir add: a second binding for virtual server 1, checked with the
+	// values it joins, and the worker listens on it; the connection comes
+	// from a config file this time (ds2mb.env's KEY=VALUE lines).
+	config := writeConfig(t, "# as ds2mb.service reads it\nDS2MB_LDAP_URL="+sp.srv.URL+"\nDS2MB_BIND_DN=\""+sp.srv.BindDN+
+		"\"\nDS2MB_BIND_PASSWORD_FILE="+sp.password+"\nDS2MB_BASE_DN="+localdir.SampleConfigDN+"\nDS2MB_SERVER=SERVER01\n")
+	dirConf := func(args ...string) (int, string) {
+		return run(t, mbctl, append([]string{"dir", args[0], "--config", config}, args[1:]...)...)
+	}
+	if code, out := dirConf("add", "--vs", "1", "ServerBindings", "127.0.0.1:99999:"); code != 1 || !strings.Contains(out, "nothing written") || !strings.Contains(out, "99999") {
+		t.Errorf("dir add of a bad binding: exit %d, %q", code, out)
+	}
+	if code, out := dirConf("add", "--vs", "1", "ServerBindings", sp.a1+":"); code != 1 || !strings.Contains(out, "already holds") {
+		t.Errorf("dir add of a binding already there: exit %d, %q", code, out)
+	}
+	if code, out := dirConf("add", "--vs", "1", "MaxRecipients", "5"); code != 1 || !strings.Contains(out, "use mbctl dir set") {
+		t.Errorf("dir add to a single-valued attribute: exit %d, %q", code, out)
+	}
+	a2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	if code, out := dirConf("add", "--vs", "1", "ServerBindings", a2+":"); code != 0 || !strings.Contains(out, "now 2 values") {
+		t.Fatalf("dir add ServerBindings %s: exit %d, %q", a2, code, out)
+	}
+	if code, out := dirConf("get", "--vs", "1", "ServerBindings"); code != 0 || !strings.Contains(out, "msExchServerBindings = "+a2+":\n") {
+		t.Errorf("dir get after dir add: exit %d, %q", code, out)
+	}
+	for t0 := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if l, err := banner(a2); err == nil && strings.HasPrefix(l, "220 ") {
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("virtual server 1 never answered on the binding added with mbctl dir add (%s)\nsmtpsvc:\n%s", a2, sp.wrk.tail())
+		}
+	}
+	if code, out := run(t, mbctl, "get", "--metabase", sp.mb, "/LM/SmtpSvc/1", "ServerBindings"); code != 0 || !strings.Contains(out, a2+":") {
+		t.Errorf("mbctl get ServerBindings after dir add: exit %d, %q", code, out)
+	}
+
 	sendTo(t, sp.a1, "alice@example.com", "bob@example.com", "Subject: tour\r\n\r\ndelivered?\r\n")
 	got := delivered(t, filepath.Join(filepath.Dir(sp.mb), "Mailroot", "vsi 1", "Mailbox", "example.com", "bob"), "tour")
 	if !strings.Contains(got, "delivered?") {
 		t.Errorf("delivered message:\n%s", got)
 	}
+}
+
+// writeConfig writes an mbctl/ds2mb settings file.
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ds2mb.env")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

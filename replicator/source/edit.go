@@ -97,19 +97,31 @@ func serverOfDN(dn string, virtual bool, server string) bool {
 // Replace sets an attribute of the object dn to vals; no values removes
 // the attribute.
 func (c *Config) Replace(ctx context.Context, dn, attr string, vals []string) error {
-	conn, err := c.DialContext(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	req := ldap.NewModifyRequest(dn, nil)
 	if len(vals) == 0 {
 		req.Delete(attr, nil)
 	} else {
 		req.Replace(attr, vals)
 	}
+	return c.modify(ctx, req, "modify "+dn+" "+attr)
+}
+
+// AddValues adds vals to an attribute of the object dn.
+func (c *Config) AddValues(ctx context.Context, dn, attr string, vals []string) error {
+	req := ldap.NewModifyRequest(dn, nil)
+	req.Add(attr, vals)
+	return c.modify(ctx, req, "modify "+dn+" add "+attr)
+}
+
+// modify sends one modify request on a connection of its own.
+func (c *Config) modify(ctx context.Context, req *ldap.ModifyRequest, what string) error {
+	conn, err := c.DialContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
 	if err := conn.Modify(req); err != nil {
-		return c.wrap("modify "+dn+" "+attr, err)
+		return c.wrap(what, err)
 	}
 	return nil
 }
