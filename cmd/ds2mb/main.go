@@ -15,7 +15,9 @@
 // the directory's certificate against --ca-file (PEM) or, without it, the
 // system roots; the host name of the URL must be in the certificate.
 // --starttls with ldaps://, and --ca-file with neither, are usage errors.
-// Events are logged with log/slog (see replicator/events.go). With
+// Events are logged with log/slog (see replicator/events.go); on a
+// terminal a progress line follows a full replication (objects read, rate,
+// remaining), and nothing is drawn elsewhere. With
 // --status-addr it serves /status, /healthz and /metrics (status.go).
 package main
 
@@ -76,7 +78,15 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ds2mb: --log-level %q: want debug, info, warn or error\n", *logLevel)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// On a terminal a progress line follows a full replication; the log
+	// writes through it. Elsewhere (a service, a pipe) nothing is drawn.
+	var prog *progress
+	logOut := stderr
+	if isTerminal(stderr) {
+		prog = newProgress(stderr, nil)
+		logOut = prog
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	fail := func(format string, a ...any) int {
 		log.Error(fmt.Sprintf(format, a...))
 		return 1
@@ -149,6 +159,10 @@ func run(args []string, stderr io.Writer) int {
 		src = source.NewSyncrepl(cfg)
 	default:
 		src = source.NewPoll(cfg, *pollInterval)
+	}
+	if prog != nil {
+		prog.count = cfg.CountObjects
+		src = prog.wrap(src)
 	}
 	st.setMode(m)
 	r, err := replicator.New(replicator.Options{Metabase: *mbPath, Server: *server, Base: *baseDN, Source: src,

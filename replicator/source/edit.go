@@ -42,6 +42,23 @@ func (c *Config) Search(ctx context.Context, filter string, attrs []string) ([]E
 	return out, nil
 }
 
+// CountObjects counts the objects a full refresh reads (the filter below
+// c.BaseDN), reading no attributes, in pages so that Active Directory's
+// page limit does not cut it short.
+func (c *Config) CountObjects(ctx context.Context) (int, error) {
+	conn, err := c.DialContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	res, err := conn.SearchWithPaging(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		c.filter(), []string{"1.1"}, nil), 500)
+	if err != nil {
+		return 0, c.wrap("count below "+c.BaseDN, err)
+	}
+	return len(res.Entries), nil
+}
+
 // ServerObject finds the DN of a server's SMTP protocol object (vs 0:
 // cn=SMTP,cn=Protocols,cn=<server>,…) or of its virtual server vs
 // (cn=<vs>,cn=SMTP,…) below c.BaseDN.
