@@ -23,7 +23,7 @@ import (
 )
 
 // goTool finds the go command.
-func goTool(t *testing.T) string {
+func goTool(t testing.TB) string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
@@ -35,7 +35,7 @@ func goTool(t *testing.T) string {
 }
 
 // build compiles a main package of this module into dir.
-func build(t *testing.T, dir, pkg string) string {
+func build(t testing.TB, dir, pkg string) string {
 	t.Helper()
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.Command(goTool(t), "build", "-o", out, "github.com/ds2mb/ds2mb/"+pkg)
@@ -45,7 +45,7 @@ func build(t *testing.T, dir, pkg string) string {
 	return out
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +64,7 @@ type daemon struct {
 	done chan error
 }
 
-func start(t *testing.T, dir, name string, args ...string) *daemon {
+func start(t testing.TB, dir, name string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{name: name, log: filepath.Join(dir, name+".log"), done: make(chan error, 1)}
 	f, err := os.Create(d.log)
@@ -104,7 +104,7 @@ func (d *daemon) tail() string {
 }
 
 // alive fails the test when the daemon has exited.
-func (d *daemon) alive(t *testing.T) {
+func (d *daemon) alive(t testing.TB) {
 	t.Helper()
 	select {
 	case err := <-d.done:
@@ -152,7 +152,7 @@ func banner(a string) (string, error) {
 
 // ldapmodify applies LDIF changes with the ldapmodify command when it is
 // installed (as the quick start tells an operator to), else over LDAP.
-func ldapmodify(t *testing.T, srv *localdir.Server, ldif string) string {
+func ldapmodify(t testing.TB, srv *localdir.Server, ldif string) string {
 	t.Helper()
 	if p, err := exec.LookPath("ldapmodify"); err == nil {
 		cmd := exec.Command(p, "-x", "-H", srv.URL, "-D", srv.BindDN, "-w", srv.Password)
@@ -187,7 +187,7 @@ type spine struct {
 
 // startSpine starts the system and waits until the worker serves the first
 // replication.
-func startSpine(t *testing.T) *spine {
+func startSpine(t testing.TB) *spine {
 	t.Helper()
 	bin := t.TempDir()
 	ds2mb := build(t, bin, "cmd/ds2mb")
