@@ -2,7 +2,7 @@
 // MetaBase.xml describes and follows the file, swapping configurations
 // without losing a session.
 //
-//	smtpsvc --metabase FILE [--status-addr 127.0.0.1:8025] [--status-file F] [--log-level info]
+//	smtpsvc --metabase FILE [--status-addr 127.0.0.1:8025] [--status-file F] [--log-level info] [--debug-addr 127.0.0.1:6060]
 //
 // It delivers what it accepts (local Maildir store or LMTP, Drop folders,
 // DNS MX or smart host), retries, sends DSNs, keeps Badmail and reads each
@@ -43,6 +43,7 @@ func main() {
 		ldapBase     string
 		ldapAttrs    string
 		dnsServer    string
+		debugAddr    string
 	)
 	flag.StringVar(&o.Metabase, "metabase", "", "the MetaBase.xml to run and follow (required)")
 	flag.StringVar(&o.StatusAddr, "status-addr", "127.0.0.1:8025", "HTTP status address (/status, /healthz, /metrics); empty = none")
@@ -55,6 +56,7 @@ func main() {
 	flag.BoolVar(&o.AllowInsecureAuth, "allow-insecure-auth", false, "offer AUTH without TLS to loopback clients (tests and the demo only)")
 	flag.BoolVar(&o.NoDelivery, "no-delivery", false, "only spool accepted mail: no delivery, no Pickup (another process takes the queue folders)")
 	flag.DurationVar(&o.Minute, "queue-minute", time.Minute, "how long one minute of the metabase's retry, delay and expiry settings lasts (shorten for tests)")
+	flag.StringVar(&debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty = none")
 	flag.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&authFile, "auth-file", "", `password file for AUTH: one "user:bcrypt-hash" per line`)
 	flag.StringVar(&ldapURL, "auth-ldap-url", "", "check AUTH by an LDAP simple bind against this directory (ldap://host:port)")
@@ -126,6 +128,14 @@ func main() {
 	}
 	sinks.Register(o.Sinks, sinks.Options{Logger: log, DNSServers: sinkDNS})
 
+	if debugAddr != "" {
+		l, err := serveDebug(debugAddr)
+		if err != nil {
+			fail(log, "--debug-addr", "err", err)
+		}
+		defer l.Close()
+		log.Info("profiler served", "addr", "http://"+l.Addr().String()+"/debug/pprof/")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	w, err := smtpsvc.New(o)
