@@ -164,10 +164,14 @@ func (e *env) waitEmpty(deadline time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// Nothing of a finished message stays behind: spool file, state file.
+	if left := append(files(e.t, e.vs1().QueueDir, ".eml"), files(e.t, e.vs1().QueueDir, ".qst")...); len(left) > 0 {
+		e.t.Fatalf("queue empty but its folder still holds %v", left)
+	}
 }
 
 // files lists the names in a folder ending in suffix.
-func files(t *testing.T, dir, suffix string) []string {
+func files(t testing.TB, dir, suffix string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
 	if err != nil && !os.IsNotExist(err) {

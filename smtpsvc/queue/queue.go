@@ -139,6 +139,10 @@ type message struct {
 	index   int  // in the schedule; -1 = not scheduled
 	running bool // an attempt is under way
 	deleted bool // removed by an operator while running
+	// hasState: a ".qst" file may exist (one was found or written), so
+	// removing the message removes it too; a message that never had one
+	// costs no lookups for it.
+	hasState bool
 
 	// The current attempt.
 	outstanding int
@@ -221,7 +225,7 @@ func (m *Manager) scan(dir string) {
 			// The state of a message that is gone (a crash between the two removals).
 			os.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, ".eml") && emls[strings.TrimSuffix(name, ".eml")]:
-			if m.add(filepath.Join(dir, name), 0) {
+			if m.add(filepath.Join(dir, name), 0, false) {
 				n++
 			}
 		}
@@ -232,11 +236,13 @@ func (m *Manager) scan(dir string) {
 }
 
 // Enqueue takes a message just committed to a spool (session.Queue).
-func (m *Manager) Enqueue(instance int, path string) { m.add(path, instance) }
+func (m *Manager) Enqueue(instance int, path string) { m.add(path, instance, true) }
 
 // add queues a spool file unless it is queued already; it reports whether
-// it was new.
-func (m *Manager) add(path string, instance int) bool {
+// it was new. fresh says the file was just committed by this process, so
+// no state file can exist for it yet (ids are unique) and none is looked
+// for.
+func (m *Manager) add(path string, instance int, fresh bool) bool {
 	m.mu.Lock()
 	if _, ok := m.msgs[path]; ok {
 		m.mu.Unlock()
@@ -248,11 +254,16 @@ func (m *Manager) add(path string, instance int) bool {
 	m.byID[id] = msg
 	m.mu.Unlock()
 
-	st, err := loadState(path)
-	if err != nil {
-		m.log.Warn("queue state unreadable; the message starts over", "id", id, "err", err)
+	var st *state
+	var err error
+	if !fresh {
+		st, err = loadState(path)
+		if err != nil {
+			m.log.Warn("queue state unreadable; the message starts over", "id", id, "err", err)
+		}
 	}
 	m.mu.Lock()
+	msg.hasState = st != nil || err != nil
 	if st != nil {
 		msg.state = *st
 		if !st.NextAttempt.IsZero() {
@@ -293,7 +304,7 @@ func (m *Manager) Submit(instance int, env *spool.Envelope, body io.Reader) (str
 	if err != nil {
 		return "", err
 	}
-	m.add(path, instance)
+	m.add(path, instance, true)
 	return msg.ID(), nil
 }
 
@@ -580,6 +591,7 @@ func (m *Manager) settle(msg *message) {
 	msg.state.NextAttempt = now.Add(wait)
 	st := msg.state
 	st.Rcpts = append([]rcptState(nil), st.Rcpts...)
+	msg.hasState = true // from the first write on, even a failed one
 	m.mu.Unlock()
 	if err := saveState(msg.path, &st); err != nil {
 		m.log.Error("queue state not saved; a restart may repeat deliveries", "id", msg.id, "err", err)
@@ -599,7 +611,12 @@ func (m *Manager) remove(msg *message) {
 	if err := os.Remove(msg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.log.Error("delivered message not removed from the queue", "id", msg.id, "err", err)
 	}
-	os.Remove(statePath(msg.path))
+	m.mu.Lock()
+	hasState := msg.hasState
+	m.mu.Unlock()
+	if hasState {
+		os.Remove(statePath(msg.path))
+	}
 	m.forget(msg)
 }
 

@@ -395,7 +395,7 @@ type Stored struct {
 
 // Load reads the envelope block of a spool file.
 func Load(path string) (*Stored, error) {
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +417,7 @@ func Load(path string) (*Stored, error) {
 
 // Open returns the message of a stored spool file from its first byte.
 func (s *Stored) Open() (io.ReadCloser, error) {
-	f, err := os.Open(s.Path)
+	f, err := openRead(s.Path)
 	if err != nil {
 		return nil, err
 	}
