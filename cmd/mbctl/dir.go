@@ -205,16 +205,11 @@ func dirProperty(name string, vs int) (*schema.Property, error) {
 
 // objectValues reads the values of attr on the object dn.
 func objectValues(ctx context.Context, cfg *source.Config, dn, attr string) ([]string, error) {
-	es, err := cfg.Search(ctx, "(objectClass=*)", []string{attr})
+	e, err := cfg.Read(ctx, dn, []string{attr})
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range es {
-		if strings.EqualFold(e.DN, dn) {
-			return attrValues(e.Attrs, attr), nil
-		}
-	}
-	return nil, fmt.Errorf("%s: not readable", dn)
+	return attrValues(e.Attrs, attr), nil
 }
 
 // settings are the KEY=VALUE lines of a config file (ds2mb.env); the

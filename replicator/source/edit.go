@@ -22,6 +22,23 @@ type Entry struct {
 // Search reads the objects below c.BaseDN that match filter, with the
 // attributes named (nil = all user attributes).
 func (c *Config) Search(ctx context.Context, filter string, attrs []string) ([]Entry, error) {
+	return c.search(ctx, c.BaseDN, ldap.ScopeWholeSubtree, filter, attrs)
+}
+
+// Read reads the one object dn with the attributes named (nil = all user
+// attributes).
+func (c *Config) Read(ctx context.Context, dn string, attrs []string) (Entry, error) {
+	es, err := c.search(ctx, dn, ldap.ScopeBaseObject, "(objectClass=*)", attrs)
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(es) != 1 {
+		return Entry{}, fmt.Errorf("%s: not readable", dn)
+	}
+	return es[0], nil
+}
+
+func (c *Config) search(ctx context.Context, base string, scope int, filter string, attrs []string) ([]Entry, error) {
 	conn, err := c.DialContext(ctx)
 	if err != nil {
 		return nil, err
@@ -30,10 +47,10 @@ func (c *Config) Search(ctx context.Context, filter string, attrs []string) ([]E
 	if len(attrs) == 0 {
 		attrs = []string{"*"}
 	}
-	res, err := conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+	res, err := conn.Search(ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, 0, 0, false,
 		filter, attrs, nil))
 	if err != nil {
-		return nil, c.wrap("search "+c.BaseDN, err)
+		return nil, c.wrap("search "+base, err)
 	}
 	out := make([]Entry, 0, len(res.Entries))
 	for _, e := range res.Entries {
