@@ -3,9 +3,13 @@ package schema
 // msExchAt is the arc of Exchange's attribute OIDs.
 const msExchAt = "1.2.840.113556.1.4.7000.102."
 
-// OurArc is the OID arc of ds2mb's own schema extension (event bindings): a
-// UUID-based OID under 2.25 (ITU-T X.667), so no registration is needed.
-const OurArc = "2.25.258222143727791187541467995426579940336"
+// OurArc is the OID arc of ds2mb's own schema extension (event bindings):
+// Microsoft's arc for private extensions, 1.2.840.113556.1.8000.2554, then
+// the UUID c243c6a0-c996-4485-aefe-3667d20203f0 in seven parts of 16 and 24
+// bits (the oidgen rule), so no registration is needed. The UUID-based
+// 2.25.<128-bit number> form (ITU-T X.667) says the same, but Active
+// Directory (Samba) refuses an arc above 32 bits: Invalid syntax (21).
+const OurArc = "1.2.840.113556.1.8000.2554.49731.50848.51606.17541.44798.3565522.132080"
 
 func at(n, oid string, syn Syntax, multi bool, guid string) Attribute {
 	return Attribute{Name: n, OID: oid, Syntax: syn, Multi: multi, GUID: guid}

@@ -28,9 +28,9 @@ var adBuiltins = map[string]bool{
 
 // guidNamespace is the fixed namespace of the name-based UUIDs that stand in
 // for the schemaIDGUIDs REFERENCE.md does not give (ds2mb's own attributes
-// and class). It is the UUID whose decimal form is the OID arc OurArc
-// (2.25.<n>), so one constant names ds2mb's schema in both forms
-// (c243c6a0-c996-4485-aefe-3667d20203f0).
+// and class). It is the UUID the OID arc OurArc is made of
+// (c243c6a0-c996-4485-aefe-3667d20203f0), so one constant names ds2mb's
+// schema in both forms.
 var guidNamespace = [16]byte{0xc2, 0x43, 0xc6, 0xa0, 0xc9, 0x96, 0x44, 0x85, 0xae, 0xfe, 0x36, 0x67, 0xd2, 0x02, 0x03, 0xf0}
 
 // NameUUID returns the RFC 4122 version-5 (SHA-1, name-based) UUID of name in

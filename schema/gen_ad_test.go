@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"os"
 	"strconv"
 	"strings"
@@ -285,13 +284,28 @@ func TestGUIDs(t *testing.T) {
 	if NameUUID("a") == NameUUID("b") || NameUUID("a") != NameUUID("a") {
 		t.Error("NameUUID is not a stable, distinct mapping")
 	}
-	// The namespace is the UUID form of OurArc (2.25.<decimal UUID>).
+	// The namespace is the UUID OurArc is made of: after Microsoft's
+	// 1.2.840.113556.1.8000.2554, its hex digits in parts of 4,4,4,4,4,6,6.
 	var ns strings.Builder
 	for _, x := range guidNamespace {
 		ns.WriteString(strconv.FormatUint(uint64(x)+0x100, 16)[1:])
 	}
-	if n, ok := new(big.Int).SetString(strings.TrimPrefix(OurArc, "2.25."), 10); !ok || fmt.Sprintf("%032x", n) != ns.String() {
-		t.Errorf("guidNamespace %s is not OurArc %s", ns.String(), OurArc)
+	var fromArc strings.Builder
+	rest, ok := strings.CutPrefix(OurArc, "1.2.840.113556.1.8000.2554.")
+	parts := strings.Split(rest, ".")
+	widths := []int{4, 4, 4, 4, 4, 6, 6}
+	if !ok || len(parts) != len(widths) {
+		t.Fatalf("OurArc %s is not 1.2.840.113556.1.8000.2554 and seven parts", OurArc)
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || n >= 1<<(4*widths[i]) {
+			t.Fatalf("OurArc part %q: not a %d-digit hex number", p, widths[i])
+		}
+		fmt.Fprintf(&fromArc, "%0*x", widths[i], n)
+	}
+	if fromArc.String() != ns.String() {
+		t.Errorf("guidNamespace %s is not OurArc %s (%s)", ns.String(), OurArc, fromArc.String())
 	}
 	guids := map[string]string{}
 	for _, a := range Attributes() {
