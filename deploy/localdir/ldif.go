@@ -317,3 +317,20 @@ func (r record) apply(c *ldap.Conn) error {
 	}
 	return nil
 }
+
+// ApplyLDIF applies ldapadd/ldapmodify-style LDIF over an open connection
+// (records without changetype are added; add, modify, delete and modrdn are
+// supported), stopping at the first failing record. Other directory
+// harnesses (deploy/samba) load their fixtures with it.
+func ApplyLDIF(c *ldap.Conn, ldif string) error {
+	recs, err := parseLDIF(ldif)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := r.apply(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
