@@ -56,8 +56,17 @@ func start(t testing.TB, srv *localdir.Server, mb, mode string) *running {
 // startOpts is start with a chance to change the options.
 func startOpts(t testing.TB, srv *localdir.Server, mb, mode string, edit func(*replicator.Options)) *running {
 	t.Helper()
+	o := replicator.Options{Metabase: mb, Server: "SERVER01", Base: srv.ConfigDN, Source: newSource(srv, mode, false)}
+	return run(t, mb, o, edit)
+}
+
+// run starts a replicator with o, recording its events (edit, when not nil,
+// may change the options after that), and stops it when the test ends; a
+// failed test logs the events.
+func run(t testing.TB, mb string, o replicator.Options, edit func(*replicator.Options)) *running {
+	t.Helper()
 	rn := &running{t: t, mb: mb, done: make(chan error, 1)}
-	o := replicator.Options{Metabase: mb, Server: "SERVER01", Base: srv.ConfigDN, Source: newSource(srv, mode, false), Events: rn.record}
+	o.Events = rn.record
 	if edit != nil {
 		edit(&o)
 	}

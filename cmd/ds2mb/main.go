@@ -5,7 +5,7 @@
 //	ds2mb --ldap-url ldap://127.0.0.1:3389 --bind-dn cn=admin,dc=example,dc=com \
 //	      --bind-password-file FILE --base-dn cn=Configuration,dc=example,dc=com \
 //	      --server SERVER01 --metabase /var/lib/ds2mb/MetaBase.xml \
-//	      [--mode auto|syncrepl|poll] [--poll-interval 1s] [--once] [--resync 15m] \
+//	      [--mode auto|syncrepl|adnotify|poll] [--poll-interval 1s] [--once] [--resync 15m] \
 //	      [--ca-file ca.pem] [--starttls] [--log-level info] [--status-addr 127.0.0.1:8026]
 //
 // The password comes from --bind-password-file or the DS2MB_BIND_PASSWORD
@@ -57,7 +57,7 @@ func run(args []string, stderr io.Writer) int {
 	searchBase := fs.String("search-base", "", "search base (default: cn=Microsoft Exchange,cn=Services,<base-dn>)")
 	server := fs.String("server", "", "the server whose SMTP configuration is replicated, e.g. SERVER01")
 	mbPath := fs.String("metabase", "", "path of MetaBase.xml")
-	mode := fs.String("mode", "auto", "auto (syncrepl when the root DSE offers it, else poll), syncrepl or poll")
+	mode := fs.String("mode", "auto", "auto (syncrepl when the root DSE offers it, adnotify for Active Directory, else poll), syncrepl, adnotify or poll")
 	pollInterval := fs.Duration("poll-interval", time.Second, "interval between polls in poll mode")
 	once := fs.Bool("once", false, "replicate once and exit")
 	resync := fs.Duration("resync", 15*time.Minute, "re-render and save this often without a directory change, setting back local edits (0: never)")
@@ -97,9 +97,9 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	switch *mode {
-	case "auto", "syncrepl", "poll":
+	case "auto", "syncrepl", "adnotify", "poll":
 	default:
-		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl or poll\n", *mode)
+		fmt.Fprintf(stderr, "ds2mb: --mode %q: want auto, syncrepl, adnotify or poll\n", *mode)
 		return 2
 	}
 	if msg := checkTLSFlags(*ldapURL, *startTLS, *caFile); msg != "" {
@@ -140,16 +140,13 @@ func run(args []string, stderr io.Writer) int {
 	}
 	m := *mode
 	if m == "auto" {
-		ok, err := detect(ctx, &cfg, log)
+		var err error
+		m, err = detect(ctx, &cfg, log)
 		if ctx.Err() != nil {
 			return 0 // stopped by a signal while the directory was away
 		}
 		if err != nil {
 			return fail("mode auto: %v", err)
-		}
-		m = "poll"
-		if ok {
-			m = "syncrepl"
 		}
 		log.Info("mode chosen", "mode", m)
 	}
@@ -157,6 +154,8 @@ func run(args []string, stderr io.Writer) int {
 	switch m {
 	case "syncrepl":
 		src = source.NewSyncrepl(cfg)
+	case "adnotify":
+		src = source.NewADNotify(cfg)
 	default:
 		src = source.NewPoll(cfg, *pollInterval)
 	}
@@ -197,22 +196,22 @@ func checkTLSFlags(rawURL string, startTLS bool, caFile string) string {
 	return ""
 }
 
-// detect asks the root DSE for syncrepl, retrying while the directory is
-// unreachable (the daemon may start before it).
-func detect(ctx context.Context, cfg *source.Config, log *slog.Logger) (bool, error) {
+// detect asks the root DSE which source suits the directory, retrying
+// while it is unreachable (the daemon may start before it).
+func detect(ctx context.Context, cfg *source.Config, log *slog.Logger) (string, error) {
 	delay := 100 * time.Millisecond
 	for {
-		ok, err := source.SupportsSyncreplContext(ctx, cfg)
+		m, err := source.DetectMode(ctx, cfg)
 		if err == nil {
-			return ok, nil
+			return m, nil
 		}
 		if cfg.Once {
-			return false, err
+			return "", err
 		}
 		log.Warn("cannot read the root DSE; retrying", "reason", err.Error())
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)

@@ -253,6 +253,10 @@ func (d *DC) start(ctx context.Context) error {
 	cmd := exec.Command("ip", "netns", "exec", d.NS, "samba", "-F", "-M", "single", "-s", d.confPath(), "--debug-stdout", "-d1")
 	d.out = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
+	// Pdeathsig: no samba outlives a crashed test binary. It is sent when
+	// the starting OS thread ends, so that thread is kept (see dialInNS).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		d.mu.Unlock()
@@ -372,9 +376,11 @@ func (d *DC) serveProxy() {
 }
 
 // dialInNS dials addr from inside the network namespace at nsPath: the
-// socket is made on an OS thread moved into the namespace (the thread is
-// never unlocked, so it ends with its goroutine), and a socket stays in the
-// namespace it was made in whichever thread uses it later.
+// socket is made on an OS thread moved into the namespace, and a socket
+// stays in the namespace it was made in whichever thread uses it later. The
+// thread is moved back before it is unlocked; should that fail it stays
+// locked and ends with its goroutine. (A thread must not simply end: the
+// samba child's Pdeathsig fires when the thread that started it exits.)
 func dialInNS(nsPath, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -383,17 +389,29 @@ func dialInNS(nsPath, addr string) (net.Conn, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer unix.Close(home)
 		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{nil, err}
 			return
 		}
 		defer unix.Close(fd)
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{nil, fmt.Errorf("setns %s: %w", nsPath, err)}
 			return
 		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 		ch <- result{c, err}
 	}()
 	r := <-ch

@@ -175,25 +175,11 @@ func (p *Poll) poll(ctx context.Context, conn *ldap.Conn, mark string, listAll b
 // contextCSN reads the highest contextCSN of the naming context holding
 // the search base.
 func (p *Poll) contextCSN(conn *ldap.Conn) (string, error) {
-	res, err := conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"namingContexts"}, nil))
+	suffix, err := p.namingContext(conn)
 	if err != nil {
-		return "", p.wrap("read the root DSE", err)
+		return "", err
 	}
-	suffix := ""
-	base := normLower(p.BaseDN)
-	for _, e := range res.Entries {
-		for _, nc := range e.GetAttributeValues("namingContexts") {
-			n := normLower(nc)
-			if (base == n || strings.HasSuffix(base, ","+n)) && len(n) > len(suffix) {
-				suffix = nc
-			}
-		}
-	}
-	if suffix == "" {
-		return "", errors.New("no naming context of the directory holds " + p.BaseDN)
-	}
-	res, err = conn.Search(ldap.NewSearchRequest(suffix, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	res, err := conn.Search(ldap.NewSearchRequest(suffix, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"contextCSN"}, nil))
 	if err != nil {
 		return "", p.wrap("read contextCSN of "+suffix, err)

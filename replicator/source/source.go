@@ -230,6 +230,30 @@ func SupportsSyncreplContext(ctx context.Context, c *Config) (bool, error) {
 	return false, nil
 }
 
+// namingContext reads the root DSE and returns the naming context holding
+// the search base (the longest that does).
+func (c *Config) namingContext(conn *ldap.Conn) (string, error) {
+	res, err := conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"namingContexts"}, nil))
+	if err != nil {
+		return "", c.wrap("read the root DSE", err)
+	}
+	nc := ""
+	base := normLower(c.BaseDN)
+	for _, e := range res.Entries {
+		for _, v := range e.GetAttributeValues("namingContexts") {
+			n := normLower(v)
+			if (base == n || strings.HasSuffix(base, ","+n)) && len(n) > len(nc) {
+				nc = v
+			}
+		}
+	}
+	if nc == "" {
+		return "", errors.New("no naming context of the directory holds " + c.BaseDN)
+	}
+	return nc, nil
+}
+
 // upsert is the Change for an added or modified entry, with its entryCSN
 // as the stamp when the search asked for it.
 func upsert(id string, e *ldap.Entry) replicator.Change {
