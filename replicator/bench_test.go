@@ -33,17 +33,26 @@ func BenchmarkLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	const changes = 500
+	lat := measureLatency(b, 500, mb, func(v string) error {
+		m := ldap.NewModifyRequest(localdir.SampleVSDN("SERVER01", 1), nil)
+		m.Replace("msExchSmtpMaxRecipients", []string{v})
+		return conn.Modify(m)
+	})
+	reportPercentiles(b, lat)
+	b.Logf("saves %d for %d changes", rn.r.Stats().Saves, len(lat))
+}
+
+// measureLatency makes changes×b.N modifications of vs1's MaxRecipients
+// (modify sets msExchSmtpMaxRecipients to v) and returns, sorted, the
+// times from each modify returning to the metabase file holding the value.
+func measureLatency(b *testing.B, changes int, mb string, modify func(v string) error) []time.Duration {
 	var lat []time.Duration
 	b.ResetTimer()
 	for it := 0; it < b.N; it++ {
-		lat = lat[:0]
 		for i := 0; i < changes; i++ {
 			v := strconv.Itoa(100000 + it*changes + i)
 			want := []byte(`MaxRecipients="` + v + `"`)
-			m := ldap.NewModifyRequest(localdir.SampleVSDN("SERVER01", 1), nil)
-			m.Replace("msExchSmtpMaxRecipients", []string{v})
-			if err := conn.Modify(m); err != nil {
+			if err := modify(v); err != nil {
 				b.Fatal(err)
 			}
 			t0 := time.Now()
@@ -62,22 +71,30 @@ func BenchmarkLatency(b *testing.B) {
 	}
 	b.StopTimer()
 	slices.Sort(lat)
+	return lat
+}
+
+// reportPercentiles reports p50, p99 and the maximum of sorted latencies
+// in ms.
+func reportPercentiles(b *testing.B, lat []time.Duration) {
 	p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(p(0.5), "p50-ms")
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.ReportMetric(p(1), "max-ms")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("saves %d for %d changes", rn.r.Stats().Saves, changes*b.N)
 }
 
 // bulkLDIF is n extra virtual servers of SERVER01 (numbers 1001…), for slapadd.
-func bulkLDIF(n int) string {
+func bulkLDIF(n int) string { return bulkLDIFAt(n, localdir.SampleVSDN) }
+
+// bulkLDIFAt is bulkLDIF with the DNs vsDN gives.
+func bulkLDIFAt(n int, vsDN func(server string, n int) string) string {
 	var sb strings.Builder
 	for i := 0; i < n; i++ {
 		num := 1001 + i
 		fmt.Fprintf(&sb, "dn: %s\nobjectClass: protocolCfgSMTPServer\ncn: %d\nmsExchServerBindings: 127.0.0.%d:%d:\n"+
 			"msExchSmtpMaxRecipients: %d\nmsExchSmtpFullyQualifiedDomainName: vs%d.example.com\nmsExchServerAutoStart: TRUE\n\n",
-			localdir.SampleVSDN("SERVER01", num), num, 1+num/60000, 1024+num%60000, num, num)
+			vsDN("SERVER01", num), num, 1+num/60000, 1024+num%60000, num, num)
 	}
 	return sb.String()
 }
