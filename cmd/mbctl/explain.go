@@ -14,6 +14,7 @@ import (
 // hand, mbctl or another tool), from ds2mb's state file.
 func (c *command) explain(args []string) int {
 	mb := c.metabaseFlag()
+	asJSON := c.jsonFlag()
 	pos, ok := c.parse(args)
 	if !ok {
 		return exitUsage
@@ -38,13 +39,14 @@ func (c *command) explain(args []string) int {
 			}
 		}
 	}
+	out := explainJSON{Location: n.Location, Origin: "local", Properties: []explainPropJSON{}}
 	switch {
 	case owned == nil && st == nil:
-		fmt.Fprintf(c.stdout, "%s: local (no ds2mb state file beside %s: nothing in it was replicated)\n", n.Location, *mb)
+		out.Note = "no ds2mb state file beside " + *mb + ": nothing in it was replicated"
 	case owned == nil:
-		fmt.Fprintf(c.stdout, "%s: local (ds2mb did not write this node; it never removes it)\n", n.Location)
+		out.Note = "ds2mb did not write this node; it never removes it"
 	default:
-		fmt.Fprintf(c.stdout, "%s: replicated from %s\n", n.Location, dn)
+		out.Origin, out.DN = "replicated", dn
 	}
 	props := n.Props()
 	if len(pos) == 2 {
@@ -58,13 +60,13 @@ func (c *command) explain(args []string) int {
 				return c.errorf("%s: %s is not set and has no default", n.Location, pos[1])
 			}
 			sp, _ := schema.Lookup(pos[1])
-			fmt.Fprintf(c.stdout, "  %s = %s: not set on this node (%s)\n", sp.Name, display(sp.Render(v)), src)
-			return exitOK
+			out.Properties = append(out.Properties, explainPropJSON{Name: sp.Name, Value: sp.Render(v), Origin: src.String()})
+			props = nil
+		} else {
+			props = []metabase.Property{p}
 		}
-		props = []metabase.Property{p}
 	}
 	for _, p := range props {
-		text := display(metabase.ShowText(p))
 		want, replicated := metabase.Property{}, false
 		if owned != nil {
 			for name, dp := range owned.Props {
@@ -73,17 +75,67 @@ func (c *command) explain(args []string) int {
 				}
 			}
 		}
-		switch {
-		case !replicated:
+		pj := explainPropJSON{Name: p.Name, Value: metabase.ShowText(p), Origin: "local"}
+		if replicated {
+			pj.Origin, pj.Attribute, pj.DN = "replicated", attributeOf(n.Location, p.Name), dn
+			if want.Text != p.Text {
+				pj.Origin = "local edit"
+			}
+		}
+		out.Properties = append(out.Properties, pj)
+	}
+	if *asJSON {
+		return c.printJSON(out)
+	}
+	c.printExplain(out)
+	return exitOK
+}
+
+// explainJSON is the output of `explain --json`: where a node and its
+// values came from.
+type explainJSON struct {
+	Location string `json:"location"`
+	// Origin is "replicated" (DN names the directory object) or "local".
+	Origin     string            `json:"origin"`
+	DN         string            `json:"dn,omitempty"`
+	Note       string            `json:"note,omitempty"`
+	Properties []explainPropJSON `json:"properties"`
+}
+
+// explainPropJSON is one value's origin: "replicated" (from Attribute of
+// DN), "local", "local edit" (a local value over a replicated one, set
+// back by the next replication), or, for a property not set on the node,
+// where its effective value comes from ("inherited from …", "default").
+type explainPropJSON struct {
+	Name      string `json:"name"`
+	Value     string `json:"value"`
+	Origin    string `json:"origin"`
+	Attribute string `json:"attribute,omitempty"`
+	DN        string `json:"dn,omitempty"`
+}
+
+// printExplain writes an explanation for people.
+func (c *command) printExplain(e explainJSON) {
+	switch {
+	case e.Origin == "replicated":
+		fmt.Fprintf(c.stdout, "%s: replicated from %s\n", e.Location, e.DN)
+	default:
+		fmt.Fprintf(c.stdout, "%s: local (%s)\n", e.Location, e.Note)
+	}
+	for _, p := range e.Properties {
+		text := display(p.Value)
+		switch p.Origin {
+		case "local":
 			fmt.Fprintf(c.stdout, "  %s = %s: local\n", p.Name, text)
-		case want.Text != p.Text:
+		case "local edit":
 			fmt.Fprintf(c.stdout, "  %s = %s: local edit over the replicated value (%s of %s); the next replication of the node sets it back\n",
-				p.Name, text, attributeOf(n.Location, p.Name), dn)
+				p.Name, text, p.Attribute, p.DN)
+		case "replicated":
+			fmt.Fprintf(c.stdout, "  %s = %s: from %s of %s\n", p.Name, text, p.Attribute, p.DN)
 		default:
-			fmt.Fprintf(c.stdout, "  %s = %s: from %s of %s\n", p.Name, text, attributeOf(n.Location, p.Name), dn)
+			fmt.Fprintf(c.stdout, "  %s = %s: not set on this node (%s)\n", p.Name, text, p.Origin)
 		}
 	}
-	return exitOK
 }
 
 // attributeOf names the directory attribute a replicated property comes

@@ -2,7 +2,7 @@
 // file against the schema catalogue, show a node (with inheritance applied),
 // diff two files or versions, list the history of versions and restore one.
 //
-//	mbctl validate FILE
+//	mbctl validate [--json] FILE
 //	mbctl show [--metabase FILE] [--effective] [--json] [LOCATION]
 //	mbctl get [--metabase FILE] [--json] LOCATION PROPERTY
 //	mbctl diff [--metabase FILE] [--json] A B | --version N
@@ -12,7 +12,7 @@
 //	mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
 //	mbctl status [--replicator ADDR] [--worker ADDR] [--json]
 //	mbctl dir get|set|add|delete --server NAME [--vs N] [PROPERTY [VALUE...]]
-//	mbctl explain LOCATION [PROPERTY]
+//	mbctl explain [--metabase FILE] [--json] LOCATION [PROPERTY]
 //	mbctl version
 //
 // --metabase defaults to $DS2MB_METABASE, else ./MetaBase.xml.
@@ -43,7 +43,7 @@ const (
 const usage = `mbctl: the ds2mb MetaBase.xml tool
 
 Usage:
-  mbctl validate FILE
+  mbctl validate [--json] FILE
         check FILE against the schema catalogue; exit 0 when valid, else 1
         and one line per problem: "Location: property: reason"
   mbctl show [--metabase FILE] [--effective] [--json] [LOCATION]
@@ -81,7 +81,7 @@ Usage:
         read or edit a property in the directory, by metabase or attribute
         name, or add a virtual server; a value the catalogue refuses is not
         written (mbctl dir help)
-  mbctl explain [--metabase FILE] LOCATION [PROPERTY]
+  mbctl explain [--metabase FILE] [--json] LOCATION [PROPERTY]
         where a node's values come from: the directory object (DN) and
         attribute that produced them, or "local"
   mbctl bindings list|add|remove|enable|disable|setprop|delprop ...
@@ -192,6 +192,7 @@ func (c *command) parse(args []string) ([]string, bool) {
 }
 
 func (c *command) validate(args []string) int {
+	asJSON := c.jsonFlag()
 	pos, ok := c.parse(args)
 	if !ok {
 		return exitUsage
@@ -204,6 +205,18 @@ func (c *command) validate(args []string) int {
 		return c.errorf("%v", err)
 	}
 	probs := t.Validate()
+	other := len(t.Unread())
+	if *asJSON {
+		v := validateJSON{File: pos[0], Valid: probs == nil, Version: t.Version, Nodes: t.Len() - other, OtherNodes: other,
+			Problems: []problemJSON{}}
+		for _, p := range probs {
+			v.Problems = append(v.Problems, problemJSON{Location: p.Location, Property: p.Property, Reason: p.Reason})
+		}
+		if code := c.printJSON(v); code != exitOK || probs == nil {
+			return code
+		}
+		return exitProblem
+	}
 	for _, p := range probs {
 		fmt.Fprintln(c.stdout, p.Error())
 	}
@@ -211,7 +224,6 @@ func (c *command) validate(args []string) int {
 		fmt.Fprintf(c.stderr, "%s: %d problem(s)\n", pos[0], len(probs))
 		return exitProblem
 	}
-	other := len(t.Unread())
 	smtp := t.Len() - other
 	fmt.Fprintf(c.stdout, "%s: valid (version %d, %d nodes", pos[0], t.Version, smtp)
 	if other > 0 {
@@ -219,6 +231,23 @@ func (c *command) validate(args []string) int {
 	}
 	fmt.Fprintln(c.stdout, ")")
 	return exitOK
+}
+
+// validateJSON is the output of `validate --json`.
+type validateJSON struct {
+	File       string        `json:"file"`
+	Valid      bool          `json:"valid"`
+	Version    uint64        `json:"version"`
+	Nodes      int           `json:"nodes"`      // SMTP nodes
+	OtherNodes int           `json:"otherNodes"` // nodes of other IIS services, kept unread
+	Problems   []problemJSON `json:"problems"`
+}
+
+// problemJSON is one validation problem: where and why.
+type problemJSON struct {
+	Location string `json:"location"`
+	Property string `json:"property,omitempty"`
+	Reason   string `json:"reason"`
 }
 
 // nodeJSON is a node in `show --json`.

@@ -98,6 +98,20 @@ func TestValidate(t *testing.T) {
 	if code, _, _ = mbctl(t, "validate"); code != 2 {
 		t.Fatalf("validate without FILE: exit %d, want 2", code)
 	}
+
+	code, out, _ = mbctl(t, "validate", "--json", writeFile(t, "MetaBase.xml", badFile))
+	var v struct {
+		Valid    bool
+		Problems []struct{ Location, Property, Reason string }
+	}
+	if err := json.Unmarshal([]byte(out), &v); code != 1 || err != nil || v.Valid || len(v.Problems) != 3 ||
+		v.Problems[1].Location != "/LM/SmtpSvc/1" || v.Problems[1].Property != "MaxRecipients" || !strings.Contains(v.Problems[1].Reason, "out of range") {
+		t.Fatalf("validate --json of the invalid file: exit %d, %v\n%s", code, err, out)
+	}
+	code, out, _ = mbctl(t, "validate", "--json", sample)
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || !v.Valid || len(v.Problems) != 0 {
+		t.Fatalf("validate --json of the sample: exit %d, %v\n%s", code, err, out)
+	}
 }
 
 func TestShow(t *testing.T) {

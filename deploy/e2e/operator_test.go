@@ -108,6 +108,16 @@ func TestOperatorTour(t *testing.T) {
 		!strings.Contains(strings.ToLower(out), strings.ToLower(sp.vs1)) {
 		t.Errorf("explain MaxRecipients: exit %d\n%s", code, out)
 	}
+	code, out = run(t, mbctl, "explain", "--json", "--metabase", sp.mb, "/LM/SmtpSvc/1", "MaxRecipients")
+	var ex struct {
+		Origin, DN string
+		Properties []struct{ Name, Value, Origin, Attribute, DN string }
+	}
+	if err := json.Unmarshal([]byte(out), &ex); code != 0 || err != nil || ex.Origin != "replicated" || !strings.EqualFold(ex.DN, sp.vs1) ||
+		len(ex.Properties) != 1 || ex.Properties[0].Value != "42" || ex.Properties[0].Origin != "replicated" ||
+		ex.Properties[0].Attribute != "attribute msExchSmtpMaxRecipients" {
+		t.Errorf("explain --json MaxRecipients: exit %d, %v\n%s", code, err, out)
+	}
 	code, out = run(t, mbctl, "bindings", "add", "--metabase", sp.mb, "--instance", "1", "--event", "OnArrival",
 		"--class", "ds2mb.HeaderStamp", "--sink", "Name=X-Local", "--sink", "Value=yes")
 	if code != 0 {
