@@ -186,6 +186,7 @@ func (a *ADNotify) session(ctx context.Context, st *adState, emit func(replicato
 			return false, err
 		case <-trigger:
 		case <-tick.C:
+			st.gap = st.noDS // the uSNChanged path lists what is present
 		}
 		if err := a.catchUp(conn, st, emit); err != nil {
 			return false, err
@@ -217,6 +218,11 @@ func (a *ADNotify) register(ctx context.Context, base string, scope int, showDel
 		err := resp.Err()
 		if err == nil {
 			err = errPersistEnded
+		}
+		if showDeleted && isAccessError(err) {
+			// An account that may not see Deleted Objects: deletes are
+			// found by the listings of the uSNChanged path instead.
+			return
 		}
 		select {
 		case ended <- a.wrap("change notification on "+base, err):
