@@ -196,3 +196,29 @@ func TestADSambaRestarted(t *testing.T) {
 	t.Cleanup(func() { dc.ApplyLDIF(replace(adVS(1), "msExchSmtpMaxRecipients", old)) })
 	waitProp(t, mb, vs1, "MaxRecipients", "444")
 }
+
+// TestADOrdinaryAccount follows AD as an ordinary user, as a replicator's
+// read-only account would be: DirSync is refused (no Replicating Directory
+// Changes), so the source reads by uSNChanged; Deleted Objects is hidden,
+// so a delete is found by the listing of the safety-net read.
+func TestADOrdinaryAccount(t *testing.T) {
+	dc := sharedDC(t)
+	mb := filepath.Join(t.TempDir(), "MetaBase.xml")
+	src := adSource(dc, false, false)
+	src.BindDN, src.Password, src.Every = samba.ConsumerDN, samba.ConsumerPassword, 200*time.Millisecond
+	rn := run(t, mb, replicator.Options{Metabase: mb, Server: "SERVER01", Base: dc.ConfigDN, Source: src}, nil)
+	rn.waitEvent(replicator.EvFullDone, nil, "full replication as the ordinary account")
+	waitFor(t, vs1+" MaxRecipients", func() bool { return prop(mb, vs1, "MaxRecipients") != "" })
+	old := prop(mb, vs1, "MaxRecipients")
+	adLDIF(t, dc, replace(adVS(1), "msExchSmtpMaxRecipients", "555"))
+	t.Cleanup(func() { dc.ApplyLDIF(replace(adVS(1), "msExchSmtpMaxRecipients", old)) })
+	waitProp(t, mb, vs1, "MaxRecipients", "555")
+	loc := "/LM/SmtpSvc/60"
+	adLDIF(t, dc, adVSLDIF(60, "127.0.0.1:2660:"))
+	waitNode(t, mb, loc)
+	adLDIF(t, dc, del(adVS(60)))
+	waitNoNode(t, mb, loc)
+	if rn.count(replicator.EvConnectionLost) != 0 {
+		t.Fatalf("the ordinary account's source lost its connection %d times", rn.count(replicator.EvConnectionLost))
+	}
+}

@@ -20,6 +20,14 @@ const ADSchemaRoot = "DC=X"
 // adSchemaNC is the schema naming context under the placeholder root.
 const adSchemaNC = "CN=Schema,CN=Configuration," + ADSchemaRoot
 
+// adDefaultSD is the defaultSecurityDescriptor of every class the
+// extension adds: full control for Domain Admins, Enterprise Admins and
+// SYSTEM, read for Authenticated Users, as configuration objects have.
+// Without it objects of the new classes get no read grant, and an ordinary
+// account (a replicator's read-only one) sees their DNs but no attributes.
+const adDefaultSD = "D:(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;DA)(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;EA)" +
+	"(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;SY)(A;;RPLCLORC;;;AU)"
+
 // adBuiltins are the attributes and classes every Active Directory schema
 // already holds; the extension names them but never adds them.
 var adBuiltins = map[string]bool{
@@ -172,6 +180,7 @@ func ADSchemaLDIF() []byte {
 			fmt.Fprintf(&b, "possSuperiors: %s\n", p)
 		}
 		fmt.Fprintf(&b, "defaultObjectCategory: %s\n", dn)
+		fmt.Fprintf(&b, "defaultSecurityDescriptor: %s\n", adDefaultSD)
 		writeGUID(&b, c.Name, c.GUID)
 		writeAdminDescription(&b, c.Note)
 		b.WriteString("\n")

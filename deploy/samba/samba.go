@@ -52,6 +52,12 @@ const (
 	AdminDN = "CN=Administrator,CN=Users," + DomainDN
 	// AdminPassword is the Administrator's password.
 	AdminPassword = "Ds2mb-Admin-1"
+	// ConsumerDN is an ordinary user, as a replicator's read-only account
+	// would be: it may read the configuration but not DirSync, nor see
+	// Deleted Objects.
+	ConsumerDN = "CN=ds2mb,CN=Users," + DomainDN
+	// ConsumerPassword is ConsumerDN's password.
+	ConsumerPassword = "Ds2mb-Reader-1"
 )
 
 // Options configure Start.
@@ -131,11 +137,11 @@ func Start(ctx context.Context, o Options) (dc *DC, err error) {
 		return nil, err
 	}
 	if err := d.ApplyLDIF(SchemaLDIF()); err != nil {
-		return nil, fmt.Errorf("samba: load the Exchange schema: %w", err)
+		return nil, fmt.Errorf("samba: load the Exchange schema: %w%s", err, d.diagnose())
 	}
 	if !o.NoSample {
 		if err := d.ApplyLDIF(SampleLDIF()); err != nil {
-			return nil, fmt.Errorf("samba: load the sample organisation: %w", err)
+			return nil, fmt.Errorf("samba: load the sample organisation: %w%s", err, d.diagnose())
 		}
 	}
 	return d, nil
@@ -244,7 +250,9 @@ func (d *DC) provision(ctx context.Context) error {
 	if err := os.WriteFile(d.confPath(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("samba: %w", err)
 	}
-	return nil
+	// The consumer account, offline (a password over plain LDAP is refused).
+	return run(ctx, "samba-tool", "user", "create", "ds2mb", ConsumerPassword, "-s", d.confPath(),
+		"-H", filepath.Join(d.Dir, "private", "sam.ldb"))
 }
 
 // start runs samba in the namespace and waits for a simple bind.
@@ -253,11 +261,10 @@ func (d *DC) start(ctx context.Context) error {
 	cmd := exec.Command("ip", "netns", "exec", d.NS, "samba", "-F", "-M", "single", "-s", d.confPath(), "--debug-stdout", "-d1")
 	d.out = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
-	// Pdeathsig: no samba outlives a crashed test binary. It is sent when
-	// the starting OS thread ends, so that thread is kept (see dialInNS).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// No Pdeathsig: Linux sends it when the OS thread that started the
+	// child ends, which Go does not control (dialInNS moves threads between
+	// namespaces); Close stops the whole process group instead.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		d.mu.Unlock()
 		return fmt.Errorf("samba: start: %w", err)
@@ -284,6 +291,21 @@ func (d *DC) start(ctx context.Context) error {
 			return fmt.Errorf("samba: no bind within %v: %v; output: %s", readyTimeout, err, d.out.String())
 		}
 	}
+}
+
+// diagnose says whether samba still runs, with its output, for an error.
+func (d *DC) diagnose() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	state := "running"
+	if d.done != nil {
+		select {
+		case <-d.done:
+			state = "exited: " + d.cmd.ProcessState.String()
+		default:
+		}
+	}
+	return "; samba " + state + "; its output: " + d.out.String()
 }
 
 // Dial connects through the proxy and binds as the Administrator.
@@ -379,8 +401,7 @@ func (d *DC) serveProxy() {
 // socket is made on an OS thread moved into the namespace, and a socket
 // stays in the namespace it was made in whichever thread uses it later. The
 // thread is moved back before it is unlocked; should that fail it stays
-// locked and ends with its goroutine. (A thread must not simply end: the
-// samba child's Pdeathsig fires when the thread that started it exits.)
+// locked and ends with its goroutine.
 func dialInNS(nsPath, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn

@@ -256,11 +256,8 @@ func (a *ADNotify) dirSync(conn *ldap.Conn, st *adState, emit func(replicator.Ch
 	full := len(st.dirsync) == 0
 	var changed []string // objectGUIDs of live objects below the base, changed
 	seen := map[string]bool{}
-	if full {
-		emit(replicator.Change{Kind: replicator.ChangeRefreshBegin, Full: true})
-	}
 	cookie := st.dirsync
-	for {
+	for round := 0; ; round++ {
 		req := ldap.NewSearchRequest(st.nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, a.filter(), nil, nil)
 		res, err := conn.DirSync(req, 0, 0, cookie)
 		if err != nil {
@@ -270,6 +267,11 @@ func (a *ADNotify) dirSync(conn *ldap.Conn, st *adState, emit func(replicator.Ch
 				return a.dirSync(conn, st, emit)
 			}
 			return a.wrap("DirSync "+st.nc, err)
+		}
+		if full && round == 0 {
+			// Only now: a refused DirSync (the uSNChanged path follows)
+			// must not leave a refresh open.
+			emit(replicator.Change{Kind: replicator.ChangeRefreshBegin, Full: true})
 		}
 		for _, e := range res.Entries {
 			id := guidOf(e)
