@@ -1,11 +1,9 @@
 package replicator_test
 
 import (
-	"context"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -58,28 +56,5 @@ func BenchmarkADFullReplication2k(b *testing.B) {
 	if bulkErr != nil {
 		b.Fatal(bulkErr)
 	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		mb := filepath.Join(b.TempDir(), "MetaBase.xml")
-		r, err := replicator.New(replicator.Options{Metabase: mb, Server: "SERVER01", Base: dc.ConfigDN, Source: adSource(dc, true, false)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err = r.Run(ctx)
-		cancel()
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if got := r.Stats().Objects; got < n {
-			b.Fatalf("%d objects replicated, want ≥ %d", got, n)
-		}
-		if load(mb).Node("/LM/SmtpSvc/3000") == nil {
-			b.Fatalf("virtual server 3000 missing")
-		}
-		b.StartTimer()
-	}
+	benchFullReplication(b, n, dc.ConfigDN, func() replicator.Source { return adSource(dc, true, false) })
 }

@@ -107,11 +107,19 @@ func bulkLDIFAt(n int, vsDN func(server string, n int) string) string {
 func BenchmarkFullReplication10k(b *testing.B) {
 	const n = 10000
 	srv := localdir.StartT(b, localdir.Options{ExtraLDIF: []string{bulkLDIF(n)}})
+	benchFullReplication(b, n, srv.ConfigDN, func() replicator.Source { return newSource(srv, "syncrepl", true) })
+}
+
+// benchFullReplication times b.N full replications (no state, a new
+// metabase each) from a directory holding the sample and n bulkLDIF
+// virtual servers, and checks that each holds them all.
+func benchFullReplication(b *testing.B, n int, base string, src func() replicator.Source) {
+	last := fmt.Sprintf("/LM/SmtpSvc/%d", 1000+n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		mb := filepath.Join(b.TempDir(), "MetaBase.xml")
-		r, err := replicator.New(replicator.Options{Metabase: mb, Server: "SERVER01", Base: srv.ConfigDN, Source: newSource(srv, "syncrepl", true)})
+		r, err := replicator.New(replicator.Options{Metabase: mb, Server: "SERVER01", Base: base, Source: src()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -126,8 +134,8 @@ func BenchmarkFullReplication10k(b *testing.B) {
 		if got := r.Stats().Objects; got < n {
 			b.Fatalf("%d objects replicated, want ≥ %d", got, n)
 		}
-		if load(mb).Node("/LM/SmtpSvc/11000") == nil {
-			b.Fatalf("virtual server 11000 missing")
+		if load(mb).Node(last) == nil {
+			b.Fatalf("virtual server %s missing", last)
 		}
 		b.StartTimer()
 	}

@@ -461,18 +461,17 @@ func (a *ADNotify) highestUSN(conn *ldap.Conn) (int64, error) {
 // reduced from the extended form, AD's bookkeeping left out, uSNChanged
 // as the stamp (zero-padded, so that stamps order as strings).
 func adUpsert(id string, e *ldap.Entry) replicator.Change {
-	attrs := make(map[string][]string, len(e.Attributes))
-	for _, at := range e.Attributes {
-		switch strings.ToLower(at.Name) {
+	attrs := entryAttrs(e)
+	for name, vals := range attrs {
+		switch strings.ToLower(name) {
 		case "objectguid", "usnchanged", "usncreated", "whenchanged", "whencreated", "dscorepropagationdata",
 			"instancetype", "distinguishedname", "name", "objectcategory":
+			delete(attrs, name)
 			continue
 		}
-		vals := make([]string, len(at.ByteValues))
-		for i, v := range at.ByteValues {
-			vals[i] = plainDN(string(v))
+		for i, v := range vals {
+			vals[i] = plainDN(v)
 		}
-		attrs[at.Name] = vals
 	}
 	stamp := ""
 	if n, err := strconv.ParseInt(e.GetAttributeValue("uSNChanged"), 10, 64); err == nil {

@@ -210,24 +210,8 @@ func SupportsSyncrepl(c *Config) (bool, error) {
 // SupportsSyncreplContext is SupportsSyncrepl with a dial that ends with
 // ctx (see Config.DialContext).
 func SupportsSyncreplContext(ctx context.Context, c *Config) (bool, error) {
-	conn, err := c.DialContext(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	res, err := conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"supportedControl"}, nil))
-	if err != nil {
-		return false, c.wrap("read the root DSE", err)
-	}
-	for _, e := range res.Entries {
-		for _, oid := range e.GetAttributeValues("supportedControl") {
-			if oid == SyncRequestOID {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	m, err := DetectMode(ctx, c)
+	return m == "syncrepl", err
 }
 
 // namingContext reads the root DSE and returns the naming context holding
