@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -268,6 +269,9 @@ func (cn *Conn) Send(ctx context.Context, job *delivery.Job) []delivery.Result {
 			opts.EnvelopeID = decodeXtext(v)
 		}
 	}
+	if cn.c.SupportsPipelining() {
+		return cn.sendPipelined(job, opts, dsnOK)
+	}
 	broken := func(err error) bool {
 		var se *smtp.SMTPError
 		if !errors.As(err, &se) {
@@ -337,6 +341,75 @@ func (cn *Conn) Send(ctx context.Context, job *delivery.Job) []delivery.Result {
 			RemoteMTA: cn.host, FromRemote: true, DSNPassed: dsnOK}
 	}
 	return results
+}
+
+// MaxChunk is the largest message sent as one BDAT chunk in the same write
+// as its envelope, when the server offers PIPELINING and CHUNKING. A
+// larger one goes with DATA, after the RCPT replies, so that a refused
+// transaction does not cost its upload.
+const MaxChunk = 1 << 20
+
+// sendPipelined is Send to a server that offers PIPELINING: the envelope
+// (and a message up to MaxChunk with BDAT) in one write, the replies read
+// in order.
+func (cn *Conn) sendPipelined(job *delivery.Job, opts *smtp.MailOptions, dsnOK bool) []delivery.Result {
+	results := make([]delivery.Result, len(job.Rcpts))
+	r, err := job.Open()
+	if err != nil {
+		return delivery.All(job, delivery.TempFail("", "4.3.0", "the queued message cannot be read: %v", err))
+	}
+	defer r.Close()
+	var ro []*smtp.RcptOptions
+	if dsnOK {
+		for i := range job.Rcpts {
+			ro = append(ro, rcptOptions(job, i))
+		}
+	}
+	rep, err := cn.c.SendPipelined(job.From, opts, job.Rcpts, ro, timedReader{cn, r}, job.Size, job.Size <= MaxChunk)
+	if err != nil {
+		cn.usable = false
+		return delivery.All(job, delivery.FromError("", cn.host, err))
+	}
+	if rep.Mail != nil {
+		cn.reset()
+		return delivery.All(job, delivery.FromError("", cn.host, rep.Mail))
+	}
+	var accepted []int
+	for i, rerr := range rep.Rcpts {
+		if rerr != nil {
+			results[i] = delivery.FromError(job.Rcpts[i], cn.host, rerr)
+			continue
+		}
+		accepted = append(accepted, i)
+	}
+	if len(accepted) == 0 {
+		cn.reset()
+		return results
+	}
+	if rep.Data != nil {
+		for _, i := range accepted {
+			results[i] = delivery.FromError(job.Rcpts[i], cn.host, rep.Data)
+		}
+		cn.reset()
+		return results
+	}
+	for _, i := range accepted {
+		results[i] = delivery.Result{Rcpt: job.Rcpts[i], Code: 250, Status: "2.0.0", Text: "queued by " + cn.host,
+			RemoteMTA: cn.host, FromRemote: true, DSNPassed: dsnOK}
+	}
+	return results
+}
+
+// timedReader renews the connection's deadline as the message is read into
+// it, so that a long upload is timed per write, not as a whole.
+type timedReader struct {
+	cn *Conn
+	r  io.Reader
+}
+
+func (t timedReader) Read(p []byte) (int, error) {
+	t.cn.nc.SetDeadline(time.Now().Add(t.cn.timeout))
+	return t.r.Read(p)
 }
 
 func (cn *Conn) reset() {

@@ -180,17 +180,23 @@ func StartSink(t testing.TB, addr string) *Sink {
 }
 
 // ServeSink serves a sink on a listener the caller opened.
-func ServeSink(t testing.TB, l net.Listener) *Sink { return serve(t, l, false, true) }
+func ServeSink(t testing.TB, l net.Listener) *Sink { return serve(t, l, false, true, nil) }
+
+// ServeSinkWith serves a sink whose server configure may change before it
+// serves (switch PIPELINING or CHUNKING off, …).
+func ServeSinkWith(t testing.TB, l net.Listener, configure func(*smtp.Server)) *Sink {
+	return serve(t, l, false, true, configure)
+}
 
 // ServeSinkNoDSN serves a sink that does not offer the DSN extension, as
 // a next hop that cannot take NOTIFY.
-func ServeSinkNoDSN(t testing.TB, l net.Listener) *Sink { return serve(t, l, false, false) }
+func ServeSinkNoDSN(t testing.TB, l net.Listener) *Sink { return serve(t, l, false, false, nil) }
 
 // ServeLMTP serves an LMTP sink (RFC 2033) on a listener, a unix socket
 // or a TCP one.
-func ServeLMTP(t testing.TB, l net.Listener) *Sink { return serve(t, l, true, true) }
+func ServeLMTP(t testing.TB, l net.Listener) *Sink { return serve(t, l, true, true, nil) }
 
-func serve(t testing.TB, l net.Listener, lmtp, dsn bool) *Sink {
+func serve(t testing.TB, l net.Listener, lmtp, dsn bool, configure func(*smtp.Server)) *Sink {
 	s := &Sink{Addr: l.Addr().String(), notify: make(chan struct{}, 1)}
 	s.srv = smtp.NewServer(s)
 	s.srv.LMTP = lmtp
@@ -200,6 +206,9 @@ func serve(t testing.TB, l net.Listener, lmtp, dsn bool) *Sink {
 	s.srv.AllowInsecureAuth = true
 	s.srv.EnableDSN = dsn
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
+	if configure != nil {
+		configure(s.srv)
+	}
 	go s.srv.Serve(&countingListener{Listener: l, s: s})
 	t.Cleanup(func() { s.srv.Close() })
 	return s
