@@ -795,3 +795,28 @@ func parseSampleLDIF(t *testing.T, s string) []sampleEntry {
 	}
 	return out
 }
+
+// TestEveryPropertyHasDescription: every property of the catalogue says what
+// it does, in a sentence ending with a period, and every description names
+// a property of the catalogue, so the map cannot drift from the table.
+func TestEveryPropertyHasDescription(t *testing.T) {
+	names := map[string]bool{}
+	for i := range Properties() {
+		p := &Properties()[i]
+		names[p.Name] = true
+		d := p.Description()
+		switch {
+		case strings.TrimSpace(d) == "":
+			t.Errorf("%s: no description", p.Name)
+		case !strings.HasSuffix(d, "."):
+			t.Errorf("%s: description does not end with a period: %q", p.Name, d)
+		case strings.Contains(d, "|"):
+			t.Errorf("%s: description holds a '|': %q", p.Name, d)
+		}
+	}
+	for name := range descriptions {
+		if !names[name] {
+			t.Errorf("description for %q, which is not a property of the catalogue", name)
+		}
+	}
+}

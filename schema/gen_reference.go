@@ -19,10 +19,11 @@ const (
 
 // ConfigReference renders the catalogue as README's configuration
 // reference, in Markdown: one row per metabase property (IIS name, ID, type,
-// inheritance, node kinds, default, unit, directory attribute, grade, and the
-// note that records each choice made where REFERENCE.md grades a fact G or U
-// or sources conflict), then the directory attributes that have no metabase
-// property. The output is deterministic.
+// inheritance, node kinds, default, unit, directory attribute, grade, what it
+// does (Property.Description: the setting's purpose and what ds2mb's SMTP
+// worker does with it), and the note that records each choice made where
+// REFERENCE.md grades a fact G or U or sources conflict), then the directory
+// attributes that have no metabase property. The output is deterministic.
 func ConfigReference() []byte {
 	var b bytes.Buffer
 	b.WriteString("_Generated from the schema catalogue (`schema.Properties()`, `schema.Attributes()`) by `go generate ./schema`; do not edit by hand._\n\n")
@@ -33,8 +34,8 @@ func ConfigReference() []byte {
 	b.WriteString("Nodes: `service` = `/LM/SmtpSvc`, `server` = `/LM/SmtpSvc/N`, `domain` = `/LM/SmtpSvc/N/Domain/<domain>`, ")
 	b.WriteString("`binding` = `…/EventManager/EventTypes/{CATID}/Bindings/{ID}`, `binding-source` = its `SourceProperties`. ")
 	b.WriteString("Inherit = INHERIT: a virtual server without its own value takes the service's; without either, the default applies.\n\n")
-	b.WriteString("| Property | ID | Type | Inherit | Nodes | Default | Unit | Directory attribute | Grade | Note |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| Property | ID | Type | Inherit | Nodes | Default | Unit | Directory attribute | Grade | What it does | Note |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i := range properties {
 		p := &properties[i]
 		typ := p.Type.String()
@@ -70,8 +71,8 @@ func ConfigReference() []byte {
 			attr = "`" + p.Attribute + "`"
 		}
 		note := refNote(p)
-		fmt.Fprintf(&b, "| `%s` | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			p.Name, p.ID, typ, inherit, strings.Join(nodes, ", "), def, mdCell(unit), attr, p.Grade, mdCell(note))
+		fmt.Fprintf(&b, "| `%s` | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			p.Name, p.ID, typ, inherit, strings.Join(nodes, ", "), def, mdCell(unit), attr, p.Grade, mdCell(p.Description()), mdCell(note))
 	}
 	b.WriteString("\nDirectory attributes without a metabase property (read for routing, kept for completeness, or not replicated):\n\n")
 	b.WriteString("| Attribute | OID | Syntax | Values | Why no property |\n")

@@ -139,8 +139,9 @@ func (c mbCollection) has(name string) bool {
 	return false
 }
 
-// TestConfigReference: one row per property with its facts, the G/U notes,
-// and every directory-only attribute with its reason.
+// TestConfigReference: one row per property with its facts, its
+// description, the G/U notes, and every directory-only attribute with its
+// reason.
 func TestConfigReference(t *testing.T) {
 	ref := string(ConfigReference())
 	if !bytes.Equal(ConfigReference(), ConfigReference()) {
@@ -163,8 +164,8 @@ func TestConfigReference(t *testing.T) {
 			continue
 		}
 		cells := splitRow(row)
-		if len(cells) != 10 {
-			t.Errorf("%s: %d cells, want 10: %q", p.Name, len(cells), row)
+		if len(cells) != 11 {
+			t.Errorf("%s: %d cells, want 11: %q", p.Name, len(cells), row)
 			continue
 		}
 		if cells[1] != strconv.FormatUint(uint64(p.ID), 10) || !strings.HasPrefix(cells[2], p.Type.String()) || cells[8] != string(p.Grade) {
@@ -176,8 +177,11 @@ func TestConfigReference(t *testing.T) {
 		if p.Default != "" && !strings.Contains(cells[5], mdCode(p.Default)) {
 			t.Errorf("%s: default cell %q lacks %q", p.Name, cells[5], p.Default)
 		}
-		if (p.Grade == GradeG || p.Grade == GradeU) && !strings.Contains(cells[9], "ASSUMPTION(") {
-			t.Errorf("%s (grade %s): note cell does not show the assumption: %q", p.Name, p.Grade, cells[9])
+		if cells[9] != mdCell(p.Description()) || cells[9] == "" {
+			t.Errorf("%s: what-it-does cell %q, want the description %q", p.Name, cells[9], p.Description())
+		}
+		if (p.Grade == GradeG || p.Grade == GradeU) && !strings.Contains(cells[10], "ASSUMPTION(") {
+			t.Errorf("%s (grade %s): note cell does not show the assumption: %q", p.Name, p.Grade, cells[10])
 		}
 	}
 	for _, a := range Attributes() {
@@ -186,6 +190,9 @@ func TestConfigReference(t *testing.T) {
 		if mapped == listed {
 			t.Errorf("attribute %s: mapped %v, listed among the directory-only attributes %v", a.Name, mapped, listed)
 		}
+	}
+	if !strings.Contains(ref, "| Grade | What it does | Note |") {
+		t.Error("reference header lacks the What it does column before Note")
 	}
 	for _, want := range []string{"msExchSmtpOutboundSecurityFlag", "msExchBridgeheadedLocalConnectorsDNBL", "ASSUMPTION(U, REFERENCE.md 2.3)"} {
 		if !strings.Contains(ref, want) {
