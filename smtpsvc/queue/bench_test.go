@@ -36,7 +36,7 @@ func BenchmarkRelay(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		for _, p := range paths {
-			e.q.Enqueue(1, p)
+			e.q.EnqueueFile(1, p)
 		}
 		s[0].Wait(b, n, 2*time.Minute)
 		el := time.Since(start)

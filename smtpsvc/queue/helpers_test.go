@@ -150,7 +150,7 @@ func (e *env) send(from string, to []string, body string) string {
 func (e *env) sendP(from string, to, toParams []string, fromParams, body string) string {
 	e.t.Helper()
 	p := e.spoolMsg(from, to, toParams, fromParams, body)
-	e.q.Enqueue(1, p)
+	e.q.EnqueueFile(1, p)
 	return p
 }
 

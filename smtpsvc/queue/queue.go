@@ -225,7 +225,7 @@ func (m *Manager) scan(dir string) {
 			// The state of a message that is gone (a crash between the two removals).
 			os.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, ".eml") && emls[strings.TrimSuffix(name, ".eml")]:
-			if m.add(filepath.Join(dir, name), 0, false) {
+			if m.add(filepath.Join(dir, name), nil, 0, false) {
 				n++
 			}
 		}
@@ -236,38 +236,42 @@ func (m *Manager) scan(dir string) {
 }
 
 // Enqueue takes a message just committed to a spool (session.Queue).
-func (m *Manager) Enqueue(instance int, path string) { m.add(path, instance, true) }
+func (m *Manager) Enqueue(instance int, st *spool.Stored) { m.add(st.Path, st, instance, true) }
+
+// EnqueueFile takes a spool file just committed by this process, to be
+// read back from disk.
+func (m *Manager) EnqueueFile(instance int, path string) { m.add(path, nil, instance, true) }
 
 // add queues a spool file unless it is queued already; it reports whether
-// it was new. fresh says the file was just committed by this process, so
+// it was new. st, when not nil, is the file as its Commit described it. fresh says the file was just committed by this process, so
 // no state file can exist for it yet (ids are unique) and none is looked
 // for.
-func (m *Manager) add(path string, instance int, fresh bool) bool {
+func (m *Manager) add(path string, st *spool.Stored, instance int, fresh bool) bool {
 	m.mu.Lock()
 	if _, ok := m.msgs[path]; ok {
 		m.mu.Unlock()
 		return false
 	}
 	id := strings.TrimSuffix(filepath.Base(path), ".eml")
-	msg := &message{path: path, id: id, instance: instance, index: -1, next: m.now()}
+	msg := &message{path: path, id: id, instance: instance, index: -1, next: m.now(), stored: st}
 	m.msgs[path] = msg
 	m.byID[id] = msg
 	m.mu.Unlock()
 
-	var st *state
+	var saved *state
 	var err error
 	if !fresh {
-		st, err = loadState(path)
+		saved, err = loadState(path)
 		if err != nil {
 			m.log.Warn("queue state unreadable; the message starts over", "id", id, "err", err)
 		}
 	}
 	m.mu.Lock()
-	msg.hasState = st != nil || err != nil
-	if st != nil {
-		msg.state = *st
-		if !st.NextAttempt.IsZero() {
-			msg.next = st.NextAttempt
+	msg.hasState = saved != nil || err != nil
+	if saved != nil {
+		msg.state = *saved
+		if !saved.NextAttempt.IsZero() {
+			msg.next = saved.NextAttempt
 		}
 	}
 	if !msg.state.Frozen && !msg.deleted {
@@ -300,11 +304,11 @@ func (m *Manager) Submit(instance int, env *spool.Envelope, body io.Reader) (str
 		msg.Abort()
 		return "", err
 	}
-	path, err := msg.Commit()
-	if err != nil {
+	if _, err := msg.Commit(); err != nil {
 		return "", err
 	}
-	m.add(path, instance, true)
+	st := msg.Stored()
+	m.add(st.Path, st, instance, true)
 	return msg.ID(), nil
 }
 
@@ -384,18 +388,19 @@ func (m *Manager) attempt(msg *message) {
 		}
 		m.mu.Lock()
 		msg.stored = st
-		if msg.instance == 0 {
-			msg.instance = st.Envelope.Instance
-		}
-		if len(msg.state.Rcpts) != len(st.Envelope.To) {
-			msg.state.Rcpts = make([]rcptState, len(st.Envelope.To))
-			for i, to := range st.Envelope.To {
-				msg.state.Rcpts[i] = rcptState{Addr: to, Status: pending}
-			}
-		}
 		m.mu.Unlock()
 	}
 	m.mu.Lock()
+	st := msg.stored
+	if msg.instance == 0 {
+		msg.instance = st.Envelope.Instance
+	}
+	if len(msg.state.Rcpts) != len(st.Envelope.To) {
+		msg.state.Rcpts = make([]rcptState, len(st.Envelope.To))
+		for i, to := range st.Envelope.To {
+			msg.state.Rcpts[i] = rcptState{Addr: to, Status: pending}
+		}
+	}
 	srv := m.servers[msg.instance]
 	if srv == nil || msg.deleted {
 		if !msg.deleted {
@@ -576,6 +581,9 @@ func (m *Manager) settle(msg *message) {
 		m.remove(msg)
 		return
 	}
+	// No attempt runs until the next is scheduled below: a message waiting
+	// for its retry keeps no copy in memory.
+	msg.stored.Release()
 	wait := vs.Delivery.LocalRetry
 	if anyRemotePending {
 		sched := vs.Delivery.RemoteRetry

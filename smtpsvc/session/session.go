@@ -75,6 +75,7 @@ import (
 	"github.com/ds2mb/ds2mb/smtpsvc/config"
 	"github.com/ds2mb/ds2mb/smtpsvc/events"
 	"github.com/ds2mb/ds2mb/smtpsvc/rdns"
+	"github.com/ds2mb/ds2mb/smtpsvc/spool"
 )
 
 // Stats are counters shared by every session of a process (or of one virtual
@@ -121,8 +122,9 @@ type Env struct {
 
 // Queue takes spooled messages for delivery.
 type Queue interface {
-	// Enqueue is called with the spool file of a message just committed.
-	Enqueue(instance int, path string)
+	// Enqueue is called with a message just committed to the spool, as
+	// its Commit describes it (spool.Message.Stored).
+	Enqueue(instance int, st *spool.Stored)
 }
 
 // NewServer returns a configured go-smtp server for one virtual server of one

@@ -399,15 +399,14 @@ func (s *session) data(r io.Reader) (string, error) {
 			msg = next
 		}
 	}
-	path, err := msg.Commit()
-	if err != nil {
+	if _, err := msg.Commit(); err != nil {
 		committed = true // Commit cleaned up
 		s.be.log.Error("spool", "err", err)
 		return "", errQueue
 	}
 	committed = true
 	if q := s.be.env.Queue; q != nil {
-		q.Enqueue(vs.Instance, path)
+		q.Enqueue(vs.Instance, msg.Stored())
 	}
 	return msg.ID(), nil
 }

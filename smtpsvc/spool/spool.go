@@ -50,6 +50,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +125,11 @@ func (s *Spool) Dir() string { return s.dir }
 // Close releases the folder handle. Messages in progress must be finished first.
 func (s *Spool) Close() error { return s.dirf.Close() }
 
+// KeepInMemory is the largest message whose committed Stored (Message.Stored)
+// holds a copy of its content, so that its first delivery does not read the
+// file back.
+const KeepInMemory = 64 << 10
+
 // Message is a message being written. It is not safe for concurrent use.
 type Message struct {
 	s     *Spool
@@ -133,6 +139,13 @@ type Message struct {
 	err   error
 	done  bool
 	named bool // f is ".tmp-<id>" (else unnamed)
+
+	env    Envelope
+	offset int64  // length of the envelope block
+	size   int64  // message bytes written after it
+	kept   []byte // the message so far, while it is at most KeepInMemory bytes
+	over   bool   // it grew past KeepInMemory: kept is nil
+	path   string // final name, once committed
 }
 
 // Create starts a message with its envelope.
@@ -151,47 +164,73 @@ func (s *Spool) Create(env *Envelope) (*Message, error) {
 	}
 	w := bufPool.Get().(*bufio.Writer)
 	w.Reset(f)
-	m := &Message{s: s, id: id, f: f, w: w, named: !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)")}
-	m.writeEnvelope(env)
+	m := &Message{s: s, id: id, f: f, w: w, named: !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), env: *env}
+	// Its own copy, as Read would give it (one parameter string per
+	// recipient): callers reuse their slices for the next transaction.
+	m.env.To = slices.Clone(env.To)
+	m.env.ToParams = make([]string, len(env.To))
+	copy(m.env.ToParams, env.ToParams)
+	var hb [1024]byte
+	head := appendEnvelope(hb[:0], env)
+	w.Write(head)
+	m.offset = int64(len(head))
 	return m, nil
 }
 
-func (m *Message) writeEnvelope(env *Envelope) {
-	w := m.w
-	w.WriteString("X-DS2MB-Envelope-From: <")
-	w.WriteString(env.From)
-	w.WriteByte('>')
+// appendEnvelope appends the envelope block of a spool file to b.
+func appendEnvelope(b []byte, env *Envelope) []byte {
+	b = append(b, "X-DS2MB-Envelope-From: <"...)
+	b = append(b, env.From...)
+	b = append(b, '>')
 	if env.FromParams != "" {
-		w.WriteByte(' ')
-		w.WriteString(env.FromParams)
+		b = append(b, ' ')
+		b = append(b, env.FromParams...)
 	}
-	w.WriteString("\r\n")
+	b = append(b, "\r\n"...)
 	for i, to := range env.To {
-		w.WriteString("X-DS2MB-Envelope-To: <")
-		w.WriteString(to)
-		w.WriteByte('>')
+		b = append(b, "X-DS2MB-Envelope-To: <"...)
+		b = append(b, to...)
+		b = append(b, '>')
 		if i < len(env.ToParams) && env.ToParams[i] != "" {
-			w.WriteByte(' ')
-			w.WriteString(env.ToParams[i])
+			b = append(b, ' ')
+			b = append(b, env.ToParams[i]...)
 		}
-		w.WriteString("\r\n")
+		b = append(b, "\r\n"...)
 	}
 	if env.Client != "" {
-		w.WriteString("X-DS2MB-Client: ")
-		w.WriteString(env.Client)
-		w.WriteString("\r\n")
+		b = append(b, "X-DS2MB-Client: "...)
+		b = append(b, env.Client...)
+		b = append(b, "\r\n"...)
 	}
-	var tb [64]byte
-	w.WriteString("X-DS2MB-Received-At: ")
-	w.Write(env.ReceivedAt.UTC().AppendFormat(tb[:0], time.RFC3339Nano))
-	w.WriteString("\r\nX-DS2MB-Instance: ")
-	w.Write(strconv.AppendInt(tb[:0], int64(env.Instance), 10))
+	b = append(b, "X-DS2MB-Received-At: "...)
+	b = env.ReceivedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, "\r\nX-DS2MB-Instance: "...)
+	b = strconv.AppendInt(b, int64(env.Instance), 10)
 	if env.Kind != "" {
-		w.WriteString("\r\nX-DS2MB-Kind: ")
-		w.WriteString(env.Kind)
+		b = append(b, "\r\nX-DS2MB-Kind: "...)
+		b = append(b, env.Kind...)
 	}
-	w.WriteString("\r\n\r\n")
+	return append(b, "\r\n\r\n"...)
 }
+
+// note records message bytes as they are written: their count, and a copy
+// while the message is small enough to keep.
+func note[T string | []byte](m *Message, p T) {
+	m.size += int64(len(p))
+	if m.over {
+		return
+	}
+	if len(m.kept)+len(p) > KeepInMemory {
+		m.kept, m.over = nil, true
+		return
+	}
+	m.kept = append(m.kept, p...)
+}
+
+// noteWriter feeds note from a TeeReader.
+type noteWriter struct{ m *Message }
+
+func (n noteWriter) Write(p []byte) (int, error) { note(n.m, p); return len(p), nil }
 
 // ID is the message's queue id (its file name without ".eml").
 func (m *Message) ID() string { return m.id }
@@ -202,6 +241,7 @@ func (m *Message) Write(p []byte) (int, error) {
 		return 0, m.err
 	}
 	n, err := m.w.Write(p)
+	note(m, p[:n])
 	if err != nil {
 		m.err = fmt.Errorf("spool: %w", err)
 	}
@@ -214,6 +254,7 @@ func (m *Message) WriteString(s string) (int, error) {
 		return 0, m.err
 	}
 	n, err := m.w.WriteString(s)
+	note(m, s[:n])
 	if err != nil {
 		m.err = fmt.Errorf("spool: %w", err)
 	}
@@ -226,7 +267,7 @@ func (m *Message) ReadFrom(r io.Reader) (int64, error) {
 		return 0, m.err
 	}
 	// A write error also sticks in the buffered writer, so Commit fails.
-	return m.w.ReadFrom(r)
+	return m.w.ReadFrom(io.TeeReader(r, noteWriter{m}))
 }
 
 // Content reads back the message data written so far (what follows the
@@ -304,7 +345,18 @@ func (m *Message) Commit() (string, error) {
 		os.Remove(final)
 		return "", fmt.Errorf("spool: fsync %s: %w", m.s.dir, err)
 	}
+	m.path = final
 	return final, nil
+}
+
+// Stored describes the message once Commit has succeeded, as Load would
+// read it back, with its content in memory when it is at most
+// KeepInMemory bytes (Stored.Open then reads no file); nil before.
+func (m *Message) Stored() *Stored {
+	if m.path == "" {
+		return nil
+	}
+	return &Stored{ID: m.id, Path: m.path, Envelope: &m.env, Offset: m.offset, Size: m.size, data: m.kept}
 }
 
 // Abort discards the message.
@@ -321,6 +373,9 @@ func (m *Message) Abort() {
 }
 
 func (m *Message) release() {
+	if m.path == "" {
+		m.kept = nil
+	}
 	m.w.Reset(nil)
 	bufPool.Put(m.w)
 	m.w = nil
@@ -391,6 +446,8 @@ type Stored struct {
 	Envelope *Envelope
 	Offset   int64 // first byte of the message in the file
 	Size     int64 // bytes of the message (file size less Offset)
+
+	data []byte // the message, when kept from its Commit; nil = in the file only
 }
 
 // Load reads the envelope block of a spool file.
@@ -417,6 +474,9 @@ func Load(path string) (*Stored, error) {
 
 // Open returns the message of a stored spool file from its first byte.
 func (s *Stored) Open() (io.ReadCloser, error) {
+	if s.data != nil {
+		return io.NopCloser(bytes.NewReader(s.data)), nil
+	}
 	f, err := openRead(s.Path)
 	if err != nil {
 		return nil, err
@@ -426,6 +486,11 @@ func (s *Stored) Open() (io.ReadCloser, error) {
 		io.Closer
 	}{io.NewSectionReader(f, s.Offset, s.Size), f}, nil
 }
+
+// Release drops the copy of the message kept from its Commit, so that a
+// message waiting for a retry holds no memory; Open reads the file from
+// then on. It must not run while an Open of s may.
+func (s *Stored) Release() { s.data = nil }
 
 type countReader struct {
 	r io.Reader

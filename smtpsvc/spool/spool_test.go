@@ -225,3 +225,79 @@ func TestLoadAndOpen(t *testing.T) {
 		t.Fatalf("Open yields %q, want %q", got, body)
 	}
 }
+
+// TestCommittedStored: the Stored a Commit returns is what Load reads back
+// (envelope, offset, size, content), whether the message is kept in memory
+// (up to KeepInMemory, written by Write, WriteString or ReadFrom) or read
+// from the file (larger, or after Release); and the kept copy is the
+// message, so that removing the file shows which one Open reads.
+func TestCommittedStored(t *testing.T) {
+	s, err := spool.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	small := "Subject: small\r\n\r\n" + strings.Repeat("s", 100) + "\r\n"
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("b", 78)+"\r\n", spool.KeepInMemory/80+1)
+	for _, tc := range []struct {
+		name, body string
+		write      func(m *spool.Message, body string)
+		inMemory   bool
+	}{
+		{"small by WriteString", small, func(m *spool.Message, b string) { m.WriteString(b[:10]); m.WriteString(b[10:]) }, true},
+		{"small by Write", small, func(m *spool.Message, b string) { m.Write([]byte(b)) }, true},
+		{"small by ReadFrom", small, func(m *spool.Message, b string) { m.ReadFrom(strings.NewReader(b)) }, true},
+		{"big by ReadFrom", big, func(m *spool.Message, b string) { m.ReadFrom(strings.NewReader(b)) }, false},
+		{"big by Write", big, func(m *spool.Message, b string) { m.Write([]byte(b[:5000])); m.Write([]byte(b[5000:])) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := &spool.Envelope{From: "a@example.org", To: []string{"b@example.com", "c@example.com"}, ToParams: []string{"NOTIFY=SUCCESS"},
+				Client: "127.0.0.1", ReceivedAt: time.Date(2026, 12, 7, 1, 2, 3, 4, time.UTC), Instance: 2, Kind: "dsn"}
+			m, err := s.Create(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Stored() != nil {
+				t.Fatal("Stored before Commit is not nil")
+			}
+			tc.write(m, tc.body)
+			path, err := m.Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.Stored()
+			want, err := spool.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != want.ID || got.Path != want.Path || got.Offset != want.Offset || got.Size != want.Size ||
+				fmt.Sprint(*got.Envelope) != fmt.Sprint(*want.Envelope) {
+				t.Fatalf("Stored %+v %+v\nLoad   %+v %+v", got, got.Envelope, want, want.Envelope)
+			}
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			r, err := got.Open()
+			if !tc.inMemory {
+				if err == nil {
+					r.Close()
+					t.Fatal("a message above KeepInMemory opened with its file removed: it was kept in memory")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("kept message: %v", err)
+			}
+			b, _ := io.ReadAll(r)
+			r.Close()
+			if string(b) != tc.body {
+				t.Fatalf("kept copy %q, want %q", b, tc.body)
+			}
+			got.Release()
+			if r, err := got.Open(); err == nil {
+				r.Close()
+				t.Fatal("after Release, Open still read memory")
+			}
+		})
+	}
+}
