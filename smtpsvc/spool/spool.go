@@ -79,6 +79,7 @@ type Spool struct {
 	prefix  string // process-unique part of ids
 	unnamed bool   // temporary files are O_TMPFILE
 	seq     atomic.Uint64
+	group   groupSync
 }
 
 // spoolSeq makes the id prefixes of the spools of one process distinct.
@@ -381,10 +382,55 @@ func (m *Message) release() {
 	m.w = nil
 }
 
-// syncDir fsyncs the folder. Concurrent callers each fsync: the file
-// system's journal batches them (measured faster than sharing one fsync in
-// user space, BenchmarkCommit4K).
-func (s *Spool) syncDir() error { return s.dirf.Sync() }
+// syncDir fsyncs the folder, sharing the fsync among concurrent callers
+// (group commit). On ext4 without a journal every fsync is a device cache
+// flush; with 20 sessions committing, one flush covers several names
+// (measured: fewer CPU per message and more messages/s, README).
+func (s *Spool) syncDir() error { return s.group.do(s.dirf.Sync) }
+
+// do calls run so that every caller returns only after a call of run that
+// started after the caller called do, and returns that run's error. A
+// caller that arrives while a run is under way does not start its own: it
+// waits for the next run, which one of the waiters starts for all of them.
+func (g *groupSync) do(run func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	want := g.started + 1 // the first run to start from now on covers us
+	for g.done < want {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		gen := g.started
+		g.mu.Unlock()
+		err := run()
+		g.mu.Lock()
+		g.running, g.done = false, gen
+		if err != nil {
+			g.failed, g.err = gen, err
+		}
+		g.cond.Broadcast()
+	}
+	if g.failed >= want {
+		return g.err
+	}
+	return nil
+}
+
+// groupSync shares one operation among concurrent callers (syncDir).
+type groupSync struct {
+	mu            sync.Mutex
+	cond          *sync.Cond
+	running       bool
+	started, done uint64 // generations of the last sync started and ended
+	failed        uint64 // generation of the last sync that failed
+	err           error  // its error
+}
 
 // Read parses the envelope block of a spool file from r, leaving r at the
 // first byte of the message.
