@@ -19,6 +19,9 @@ const dirUsage = `mbctl dir: edit the directory objects ds2mb replicates
   mbctl dir add    [CONNECTION] --server NAME [--vs N] PROPERTY VALUE [VALUE...]
   mbctl dir delete [CONNECTION] --server NAME [--vs N] PROPERTY
 
+--json prints the object, attribute, metabase location and property, and
+the values the attribute holds after the command, for scripts.
+
 PROPERTY is a metabase name (MaxRecipients) or its directory attribute
 (msExchSmtpMaxRecipients); with --vs it is set on virtual server N's object
 (cn=N,cn=SMTP,cn=Protocols,cn=NAME,...), without it on the server's SMTP
@@ -53,6 +56,7 @@ func (c *command) dir(args []string) int {
 	startTLS := c.fs.String("starttls", "", "upgrade the ldap:// connection with StartTLS: true or false ($DS2MB_STARTTLS)")
 	server := c.fs.String("server", "", "the server, SERVER01 ($DS2MB_SERVER)")
 	vs := c.fs.Int("vs", 0, "virtual server number; 0 = the server's SMTP object")
+	asJSON := c.jsonFlag()
 	pos, ok := c.parse(rest)
 	if !ok {
 		return exitUsage
@@ -127,11 +131,26 @@ func (c *command) dir(args []string) int {
 	if *vs > 0 {
 		loc = schema.ServerLocation(*vs)
 	}
+	// report says what the directory holds (get) or now holds (set, add,
+	// delete): a line for people, or the object for --json.
+	report := func(values []string, line string, a ...any) int {
+		if *asJSON {
+			if values == nil {
+				values = []string{}
+			}
+			return c.printJSON(dirJSON{Command: sub, DN: dn, Attribute: p.Attribute, Location: loc, Property: p.Name, Values: values})
+		}
+		fmt.Fprintf(c.stdout, line, a...)
+		return exitOK
+	}
 	switch sub {
 	case "get":
 		vals, err := objectValues(ctx, &cfg, dn, p.Attribute)
 		if err != nil {
 			return c.errorf("%v", err)
+		}
+		if *asJSON {
+			return report(vals, "")
 		}
 		if len(vals) == 0 {
 			fmt.Fprintf(c.stdout, "%s: %s not set (%s %s takes its default)\n", dn, p.Attribute, loc, p.Name)
@@ -159,19 +178,31 @@ func (c *command) dir(args []string) int {
 		if err := cfg.AddValues(ctx, dn, p.Attribute, pos[1:]); err != nil {
 			return c.errorf("%v", err)
 		}
-		fmt.Fprintf(c.stdout, "%s: %s += %s (now %d values of %s %s)\n", dn, p.Attribute, strings.Join(pos[1:], "; "), len(old)+len(pos)-1, loc, p.Name)
+		return report(append(old, pos[1:]...), "%s: %s += %s (now %d values of %s %s)\n", dn, p.Attribute, strings.Join(pos[1:], "; "), len(old)+len(pos)-1, loc, p.Name)
 	case "set":
 		if err := cfg.Replace(ctx, dn, p.Attribute, pos[1:]); err != nil {
 			return c.errorf("%v", err)
 		}
-		fmt.Fprintf(c.stdout, "%s: %s = %s (becomes %s %s)\n", dn, p.Attribute, strings.Join(pos[1:], "; "), loc, p.Name)
+		return report(pos[1:], "%s: %s = %s (becomes %s %s)\n", dn, p.Attribute, strings.Join(pos[1:], "; "), loc, p.Name)
 	case "delete":
 		if err := cfg.Replace(ctx, dn, p.Attribute, nil); err != nil {
 			return c.errorf("%v", err)
 		}
-		fmt.Fprintf(c.stdout, "%s: %s removed (%s %s takes its default)\n", dn, p.Attribute, loc, p.Name)
+		return report(nil, "%s: %s removed (%s %s takes its default)\n", dn, p.Attribute, loc, p.Name)
 	}
 	return exitOK
+}
+
+// dirJSON is what mbctl dir --json prints: the object and attribute, the
+// metabase property they become, and the values the attribute holds after
+// the command (none = not set, the default applies).
+type dirJSON struct {
+	Command   string   `json:"command"`
+	DN        string   `json:"dn"`
+	Attribute string   `json:"attribute"`
+	Location  string   `json:"location"`
+	Property  string   `json:"property"`
+	Values    []string `json:"values"`
 }
 
 func (c *command) dirUsageError(format string, a ...any) int {

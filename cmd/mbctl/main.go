@@ -61,7 +61,7 @@ Usage:
         file; exit 0 when equal, 1 when they differ
   mbctl history [--metabase FILE] [--json]
         list the versions kept in the history folder
-  mbctl restore [--metabase FILE] VERSION
+  mbctl restore [--metabase FILE] [--json] VERSION
         save version VERSION from the history as a new version: a local
         pin; the next replication of a property ds2mb owns writes the
         directory's value again
@@ -617,6 +617,7 @@ func (c *command) history(args []string) int {
 
 func (c *command) restore(args []string) int {
 	mb := c.metabaseFlag()
+	asJSON := c.jsonFlag()
 	pos, ok := c.parse(args)
 	if !ok {
 		return exitUsage
@@ -637,12 +638,21 @@ func (c *command) restore(args []string) int {
 	if err != nil {
 		return c.errorf("%v", err)
 	}
+	const pinNote = "this is a local pin: the next replication of a property ds2mb owns (a directory change, ds2mb's restart or its periodic --resync) writes the directory's value again; to keep a value, set it in the directory (mbctl dir set)"
+	if *asJSON {
+		return c.printJSON(struct {
+			Restored uint64 `json:"restored"`
+			Version  uint64 `json:"version"` // the version the file now has
+			Written  bool   `json:"written"` // false: the file already had that content
+			Note     string `json:"note,omitempty"`
+		}{v, old.Version, wrote, map[bool]string{true: pinNote}[wrote]})
+	}
 	if !wrote {
 		fmt.Fprintf(c.stdout, "version %d has the content of the current file (version %d); nothing written\n", v, old.Version)
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "restored version %d as version %d\n", v, old.Version)
-	fmt.Fprintln(c.stdout, "this is a local pin: the next replication of a property ds2mb owns (a directory change, ds2mb's restart or its periodic --resync) writes the directory's value again; to keep a value, set it in the directory (mbctl dir set)")
+	fmt.Fprintln(c.stdout, pinNote)
 	return exitOK
 }
 

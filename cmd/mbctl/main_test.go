@@ -229,6 +229,15 @@ func TestDiffHistoryRestore(t *testing.T) {
 	if code, out, _ = mbctl(t, "restore", "--metabase", path, "4"); code != 0 || !strings.Contains(out, "nothing written") {
 		t.Fatalf("restore of the current content: exit %d %q", code, out)
 	}
+	code, out, _ = mbctl(t, "restore", "--json", "--metabase", path, "2")
+	var r struct {
+		Restored, Version uint64
+		Written           bool
+		Note              string
+	}
+	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Restored != 2 || r.Version != 5 || !r.Written || !strings.Contains(r.Note, "local pin") {
+		t.Fatalf("restore --json 2: exit %d, %v %q", code, err, out)
+	}
 	if code, _, errOut := mbctl(t, "restore", "--metabase", path, "99"); code != 1 || !strings.Contains(errOut, "version 99 is not in the history folder") {
 		t.Fatalf("restore of a missing version: exit %d %q", code, errOut)
 	}

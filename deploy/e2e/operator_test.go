@@ -103,7 +103,18 @@ func TestOperatorTour(t *testing.T) {
 		t.Errorf("mbctl status table: exit %d\n%s", code, out)
 	}
 
-	code, out := run(t, mbctl, "explain", "--metabase", sp.mb, "/LM/SmtpSvc/1", "MaxRecipients")
+	code, out := dir("get", "--json", "--vs", "1", "MaxRecipients")
+	var dg struct {
+		Command, DN, Attribute, Location, Property string
+		Values                                     []string
+	}
+	if err := json.Unmarshal([]byte(out), &dg); code != 0 || err != nil || dg.Command != "get" || !strings.EqualFold(dg.DN, sp.vs1) ||
+		dg.Attribute != "msExchSmtpMaxRecipients" || dg.Location != "/LM/SmtpSvc/1" || dg.Property != "MaxRecipients" ||
+		len(dg.Values) != 1 || dg.Values[0] != "42" {
+		t.Errorf("dir get --json MaxRecipients: exit %d, %v\n%s", code, err, out)
+	}
+
+	code, out = run(t, mbctl, "explain", "--metabase", sp.mb, "/LM/SmtpSvc/1", "MaxRecipients")
 	if code != 0 || !strings.Contains(out, "MaxRecipients = 42: from attribute msExchSmtpMaxRecipients of ") ||
 		!strings.Contains(strings.ToLower(out), strings.ToLower(sp.vs1)) {
 		t.Errorf("explain MaxRecipients: exit %d\n%s", code, out)

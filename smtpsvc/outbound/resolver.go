@@ -1,7 +1,8 @@
 // Package outbound delivers queued mail to other servers over SMTP: by the
 // recipient domain's MX records (RFC 5321 §5.1, null MX of RFC 7505
 // respected, implicit MX from A/AAAA) or to a smart host, with
-// opportunistic STARTTLS. It is the only package of the worker that
+// opportunistic STARTTLS, and with one round trip per transaction where
+// the server offers PIPELINING (and CHUNKING). It is the only package of the worker that
 // resolves DNS with miekg/dns, behind the small Resolver interface.
 package outbound
 
