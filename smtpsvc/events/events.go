@@ -150,7 +150,8 @@ type Session struct {
 	HELO     string // "" before HELO/EHLO
 	TLS      bool
 	AuthUser string
-	MailFrom string   // of the transaction under way; "" before MAIL
+	MailFrom string   // of the transaction under way; "" before MAIL and for the null sender
+	InTx     bool     // MAIL was accepted: a transaction is under way (tells the null sender from none)
 	Rcpts    []string // accepted so far in the transaction
 	// Values hold per-session state of sinks (a custom verb's handshake),
 	// keyed by whatever the sink chooses. Sessions are single-threaded.

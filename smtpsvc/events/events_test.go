@@ -29,6 +29,11 @@ func TestRuleMatch(t *testing.T) {
 		{"RCPT TO=*@y.com", &Event{Msg: &MailMsg{From: "a@b", To: []string{"BOB@Y.COM"}}}, true},
 		{"MAIL FROM=*@x.com", &Event{Msg: &MailMsg{From: ""}}, false},
 		{"MAIL FROM=*", &Event{Msg: &MailMsg{From: ""}}, true}, // "*" matches the null sender
+		// in a transaction from the null sender (a DSN arriving), before
+		// the message exists: OnPerRecipient, RCPT, DATA.
+		{"MAIL FROM=*", &Event{Session: &Session{InTx: true}, Rcpt: "bob@y.com"}, true},
+		{"MAIL FROM=*@x.com", &Event{Session: &Session{InTx: true}, Rcpt: "bob@y.com"}, false},
+		{"MAIL FROM=*", &Event{Session: &Session{}}, false}, // no MAIL yet
 		{"RCPT TO=user@[127.0.0.1]", &Event{Rcpt: "user@[127.0.0.1]"}, true},
 		{"RCPT TO=a/b@c", &Event{Rcpt: "a/b@c"}, true},
 		{"RCPT TO=*", &Event{Session: &Session{}}, false}, // nobody yet

@@ -86,7 +86,7 @@ func (c clause) match(ev *Event) bool {
 			return c.any(commandAddress(ev.Command.Arg, "FROM:"))
 		case ev.Msg != nil:
 			return c.any(ev.Msg.From)
-		case ev.Session != nil && ev.Session.MailFrom != "":
+		case ev.Session != nil && (ev.Session.InTx || ev.Session.MailFrom != ""):
 			return c.any(ev.Session.MailFrom)
 		}
 		return false

@@ -44,7 +44,7 @@ func (s *session) evSession() *events.Session {
 		s.ev = &events.Session{ID: strconv.FormatUint(sessionSeq.Add(1), 10), Remote: s.ip, Values: map[string]any{}}
 	}
 	s.ev.HELO, s.ev.TLS, s.ev.AuthUser = s.helo, s.tls, s.authUser
-	s.ev.MailFrom, s.ev.Rcpts = s.from, s.rcpts
+	s.ev.MailFrom, s.ev.InTx, s.ev.Rcpts = s.from, s.inTx, s.rcpts
 	return s.ev
 }
 
