@@ -319,7 +319,7 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 		if _, have := s.listeners[a]; have {
 			continue
 		}
-		ln, err := net.Listen("tcp", a)
+		ln, err := listen(a)
 		if err != nil && errors.Is(err, syscall.EADDRINUSE) {
 			// The port may be held by one of our own listeners that this
 			// configuration drops, on an overlapping address (":25" becoming
@@ -332,7 +332,7 @@ func (s *Supervisor) Apply(version uint64, specs []Spec) (Result, error) {
 					delete(s.listeners, l.addr)
 					handedOver = append(handedOver, l)
 				}
-				ln, err = net.Listen("tcp", a)
+				ln, err = listen(a)
 			}
 		}
 		if err != nil {
@@ -467,11 +467,22 @@ func (s *Supervisor) releasedOnPort(addr string, keep map[string]int) []*listene
 	return out
 }
 
+// listenConfig makes the binding listeners. Accepted connections get no
+// TCP keep-alive: every session is bounded by ConnectionTimeout and the
+// per-command timeouts, and keep-alive cost four setsockopt calls on every
+// connection.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
+
+// listen opens one binding's listener.
+func listen(addr string) (net.Listener, error) {
+	return listenConfig.Listen(context.Background(), "tcp", addr)
+}
+
 // restore listens again on listeners closed early by a refused Apply; the
 // routes still name their virtual servers.
 func (s *Supervisor) restore(ls []*listener) {
 	for _, old := range ls {
-		ln, err := net.Listen("tcp", old.addr)
+		ln, err := listen(old.addr)
 		if err != nil {
 			s.event(Event{Kind: "accept-error", Addr: old.addr, Err: fmt.Errorf("listening again after a refused configuration: %w", err)})
 			continue

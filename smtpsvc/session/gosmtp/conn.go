@@ -1412,7 +1412,10 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 
 	lastLineIndex := len(text) - 1
 	for i := 0; i < lastLineIndex; i++ {
-		c.text.PrintfLine("%d-%v", code, text[i])
+		// ds2mb patch: continuation lines go to the buffer and leave with
+		// the last line in one write (upstream's PrintfLine flushed each,
+		// so an EHLO reply took a write per keyword).
+		fmt.Fprintf(c.text.W, "%d-%v\r\n", code, text[i])
 	}
 	if enhCode == NoEnhancedCode {
 		c.text.PrintfLine("%d %v", code, text[lastLineIndex])
