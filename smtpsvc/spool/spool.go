@@ -281,6 +281,11 @@ func (m *Message) Content() ([]byte, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
+	if !m.over {
+		// Kept in memory: no flush and no read back (a copy, so that
+		// whatever the caller does with it leaves the kept one alone).
+		return append([]byte{}, m.kept...), nil
+	}
 	if err := m.w.Flush(); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}

@@ -301,3 +301,53 @@ func TestCommittedStored(t *testing.T) {
 		})
 	}
 }
+
+// TestContent: what an event sink reads of a message before its Commit is
+// the message written so far, from memory for a small one and from the
+// file for one above KeepInMemory, and reading it changes nothing that is
+// then committed.
+func TestContent(t *testing.T) {
+	s, err := spool.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, body := range map[string]string{
+		"small": "Subject: small\r\n\r\nhello\r\n",
+		"big":   "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("b", 78)+"\r\n", spool.KeepInMemory/80+1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := s.Create(&spool.Envelope{From: "a@example.org", To: []string{"b@example.com"}, ReceivedAt: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.WriteString(body)
+			got, err := m.Content()
+			if err != nil || string(got) != body {
+				t.Fatalf("Content = %.60q, %v; want the %d bytes written", got, err, len(body))
+			}
+			for i := range got {
+				got[i] = 'X' // the caller's copy
+			}
+			path, err := m.Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := spool.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, open := range []func() (io.ReadCloser, error){st.Open, m.Stored().Open} {
+				r, err := open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(r)
+				r.Close()
+				if string(b) != body {
+					t.Fatalf("committed message %.60q, want what was written", b)
+				}
+			}
+		})
+	}
+}
