@@ -76,12 +76,22 @@ func testSendPerRecipientAndReuse(t *testing.T, configure func(*smtp.Server)) {
 	if !conn.Usable() {
 		t.Fatal("connection not usable after a clean transaction")
 	}
+	// Every recipient refused: with CHUNKING the message went along as a
+	// BDAT chunk the server must read and drop; either way the session
+	// goes on in step with the server.
+	job.Rcpts = []string{"no@remote.test"}
+	if r := conn.Send(context.Background(), job); r[0].Status != "5.1.1" || !conn.Usable() {
+		t.Fatalf("every recipient refused: %+v, usable %v", r, conn.Usable())
+	}
 	job.Rcpts = []string{"again@remote.test"}
 	if r := conn.Send(context.Background(), job); !r[0].OK() {
-		t.Fatalf("second transaction: %+v", r)
+		t.Fatalf("the transaction after: %+v", r)
 	}
 	if sink.Count() != 2 {
 		t.Errorf("sink got %d messages, want 2", sink.Count())
+	}
+	if m := sink.Messages(); len(m) == 2 && (string(m[1].Data) != msg || len(m[1].To) != 1 || m[1].To[0] != "again@remote.test") {
+		t.Errorf("second message %q to %v, want the job's message to again@", m[1].Data, m[1].To)
 	}
 }
 
