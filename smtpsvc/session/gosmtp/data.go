@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -92,6 +93,27 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		stateEOF              // reached .\r\n end marker line
 	)
 	for n < len(b) && r.state != stateEOF {
+		// ds2mb patch: in the middle of a line, copy up to the next CR
+		// from what is buffered in one go; only line ends and line starts
+		// go byte by byte through the state machine below (upstream read
+		// every byte with ReadByte, a tenth of the worker's CPU).
+		if r.state == stateData {
+			if avail := r.r.Buffered(); avail > 0 {
+				if avail > len(b)-n {
+					avail = len(b) - n
+				}
+				peek, _ := r.r.Peek(avail)
+				k := bytes.IndexByte(peek, '\r')
+				if k < 0 {
+					k = len(peek)
+				}
+				if k > 0 {
+					n += copy(b[n:], peek[:k])
+					r.r.Discard(k)
+					continue
+				}
+			}
+		}
 		var c byte
 		c, err = r.r.ReadByte()
 		if err != nil {
