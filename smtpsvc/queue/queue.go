@@ -616,7 +616,18 @@ func (m *Manager) settle(msg *message) {
 
 // remove takes a message out of the spool.
 func (m *Manager) remove(msg *message) {
-	if err := os.Remove(msg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	m.mu.Lock()
+	var sp *spool.Spool
+	if srv := m.servers[msg.instance]; srv != nil {
+		sp = srv.spool
+	}
+	m.mu.Unlock()
+	// Its spool keeps the file for the next message it writes.
+	del := os.Remove
+	if sp != nil {
+		del = sp.Remove
+	}
+	if err := del(msg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.log.Error("delivered message not removed from the queue", "id", msg.id, "err", err)
 	}
 	m.mu.Lock()

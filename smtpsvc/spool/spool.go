@@ -40,6 +40,12 @@
 // available the file is ".tmp-<id>", renamed to "<id>.eml"; files whose name
 // starts with ".tmp-" are incomplete and are never delivered (a crash leaves
 // them behind; Open removes the ones older than an hour).
+//
+// A delivered message's file is not deleted but renamed ".tmp-free-…"
+// (Spool.Remove) and written over by a later message, cut to its length,
+// fsynced and renamed "<id>.eml" like any other: allocating an inode and
+// freeing the blocks (a discard, on a file system mounted with discard)
+// cost more than the two renames.
 package spool
 
 import (
@@ -80,6 +86,26 @@ type Spool struct {
 	unnamed bool   // temporary files are O_TMPFILE
 	seq     atomic.Uint64
 	group   groupSync
+
+	free *freeList // files of delivered messages, for Create to write again
+}
+
+// maxFree bounds the delivered messages' files a folder keeps for reuse.
+const maxFree = 256
+
+// freeList is the ".tmp-free-…" files of one folder. The spools of one
+// process on one folder share it (the sessions' and the queue's are
+// distinct Spools), so that a file one removes the other reuses.
+type freeList struct {
+	mu    sync.Mutex
+	names []string
+}
+
+var freeLists sync.Map // cleaned folder path → *freeList
+
+func freeListOf(dir string) *freeList {
+	fl, _ := freeLists.LoadOrStore(filepath.Clean(dir), &freeList{})
+	return fl.(*freeList)
 }
 
 // spoolSeq makes the id prefixes of the spools of one process distinct.
@@ -97,7 +123,7 @@ func Open(dir string) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, dirf: f, unnamed: probeUnnamed(dir),
+	s := &Spool{dir: dir, dirf: f, unnamed: probeUnnamed(dir), free: freeListOf(dir),
 		prefix: strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + strconv.FormatInt(int64(os.Getpid()), 16) +
 			"-" + strconv.FormatUint(spoolSeq.Add(1), 16)}
 	if ents, err := os.ReadDir(dir); err == nil {
@@ -133,13 +159,14 @@ const KeepInMemory = 64 << 10
 
 // Message is a message being written. It is not safe for concurrent use.
 type Message struct {
-	s     *Spool
-	id    string
-	f     *os.File
-	w     *bufio.Writer
-	err   error
-	done  bool
-	named bool // f is ".tmp-<id>" (else unnamed)
+	s      *Spool
+	id     string
+	f      *os.File
+	w      *bufio.Writer
+	err    error
+	done   bool
+	named  bool // f is ".tmp-<id>" or a reused ".tmp-free-…" (else unnamed)
+	reused bool // f held a delivered message: what lies past the new one is cut at Commit
 
 	env    Envelope
 	offset int64  // length of the envelope block
@@ -149,11 +176,62 @@ type Message struct {
 	path   string // final name, once committed
 }
 
+// Remove takes a delivered message's file out of the queue. The file is
+// kept under a temporary name for Create to write the next message into
+// (up to maxFree of them), so that a message costs neither an inode's
+// allocation nor freeing its blocks (a discard, on a file system mounted
+// with discard); beyond that, or for a file of another folder, it is
+// deleted. A file that is not there is not an error.
+func (s *Spool) Remove(path string) error {
+	if filepath.Dir(path) == filepath.Clean(s.dir) {
+		fl := s.free
+		fl.mu.Lock()
+		room := len(fl.names) < maxFree
+		fl.mu.Unlock()
+		if room {
+			name := filepath.Join(s.dir, ".tmp-free-"+s.prefix+"-"+strconv.FormatUint(s.seq.Add(1), 10))
+			err := os.Rename(path, name)
+			if err == nil {
+				fl.mu.Lock()
+				fl.names = append(fl.names, name)
+				fl.mu.Unlock()
+				return nil
+			}
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// reuse opens a kept file for writing, or returns nil.
+func (s *Spool) reuse() *os.File {
+	fl := s.free
+	for {
+		fl.mu.Lock()
+		if len(fl.names) == 0 {
+			fl.mu.Unlock()
+			return nil
+		}
+		name := fl.names[len(fl.names)-1]
+		fl.names = fl.names[:len(fl.names)-1]
+		fl.mu.Unlock()
+		if f, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
+			return f
+		}
+	}
+}
+
 // Create starts a message with its envelope.
 func (s *Spool) Create(env *Envelope) (*Message, error) {
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 10)
-	var f *os.File
-	if s.unnamed {
+	f := s.reuse()
+	reused := f != nil
+	if f == nil && s.unnamed {
 		f, _ = openUnnamed(s.dir)
 	}
 	if f == nil {
@@ -165,7 +243,7 @@ func (s *Spool) Create(env *Envelope) (*Message, error) {
 	}
 	w := bufPool.Get().(*bufio.Writer)
 	w.Reset(f)
-	m := &Message{s: s, id: id, f: f, w: w, named: !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), env: *env}
+	m := &Message{s: s, id: id, f: f, w: w, named: reused || !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), reused: reused, env: *env}
 	// Its own copy, as Read would give it (one parameter string per
 	// recipient): callers reuse their slices for the next transaction.
 	m.env.To = slices.Clone(env.To)
@@ -297,11 +375,11 @@ func (m *Message) Content() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	i := bytes.Index(data, []byte("\r\n\r\n"))
-	if i < 0 {
-		return nil, errors.New("spool: envelope without its end")
+	end := m.offset + m.size // a reused file holds its last message past ours
+	if int64(len(data)) < end {
+		return nil, fmt.Errorf("spool: %s holds %d bytes, want %d", name, len(data), end)
 	}
-	return data[i+4:], nil
+	return data[m.offset:end], nil
 }
 
 // Commit makes the message durable: flush, fsync the file, rename it to its
@@ -325,6 +403,11 @@ func (m *Message) Commit() (string, error) {
 	}
 	if err := m.w.Flush(); err != nil {
 		return fail(err)
+	}
+	if m.reused {
+		if err := m.f.Truncate(m.offset + m.size); err != nil {
+			return fail(err)
+		}
 	}
 	if err := m.f.Sync(); err != nil {
 		return fail(err)

@@ -329,25 +329,110 @@ func TestContent(t *testing.T) {
 			for i := range got {
 				got[i] = 'X' // the caller's copy
 			}
-			path, err := m.Commit()
+			if _, b := commitAndRead(t, m); b != body {
+				t.Fatalf("committed message %.60q, want what was written", b)
+			}
+			r, err := m.Stored().Open()
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := spool.Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, open := range []func() (io.ReadCloser, error){st.Open, m.Stored().Open} {
-				r, err := open()
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := io.ReadAll(r)
-				r.Close()
-				if string(b) != body {
-					t.Fatalf("committed message %.60q, want what was written", b)
-				}
+			b, _ := io.ReadAll(r)
+			r.Close()
+			if string(b) != body {
+				t.Fatalf("the kept copy %.60q, want what was written", b)
 			}
 		})
 	}
+}
+
+// TestRemoveReuses: a delivered message's file removed with Remove is
+// written again by the next Create of any spool of the process on that
+// folder (the same inode), holding exactly the new message whether it is
+// shorter or longer than the last; it is never listed, and a file of
+// another folder is simply deleted.
+func TestRemoveReuses(t *testing.T) {
+	dir := t.TempDir()
+	a, err := spool.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := spool.Open(dir) // the queue's spool beside the sessions'
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	commit := func(s *spool.Spool, body string) (string, os.FileInfo) {
+		t.Helper()
+		m, err := s.Create(&spool.Envelope{From: "a@example.org", To: []string{"b@example.com"}, ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.WriteString(body)
+		if c, err := m.Content(); err != nil || string(c) != body {
+			t.Fatalf("Content %q, %v", c, err)
+		}
+		path, got := commitAndRead(t, m)
+		if got != body {
+			t.Fatalf("%s holds %q, want %q", path, got, body)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, fi
+	}
+	long := "Subject: long\r\n\r\n" + strings.Repeat("a long line of the first message\r\n", 200)
+	p1, fi1 := commit(a, long)
+	if err := b.Remove(p1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p1); !os.IsNotExist(err) {
+		t.Fatalf("%s still there after Remove: %v", p1, err)
+	}
+	if ids, _ := a.List(); len(ids) != 0 {
+		t.Fatalf("List after Remove: %v", ids)
+	}
+	p2, fi2 := commit(a, "Subject: short\r\n\r\nshort\r\n") // shorter: the rest is cut
+	if !os.SameFile(fi1, fi2) {
+		t.Error("the next message did not reuse the removed file")
+	}
+	if err := a.Remove(p2); err != nil {
+		t.Fatal(err)
+	}
+	_, fi3 := commit(b, long+long) // longer than the file
+	if !os.SameFile(fi1, fi3) {
+		t.Error("the queue's spool did not reuse the file the sessions' spool removed")
+	}
+	if err := a.Remove(p2); err != nil {
+		t.Errorf("Remove of a file already gone: %v", err)
+	}
+	other := filepath.Join(t.TempDir(), "x.eml")
+	os.WriteFile(other, []byte("x"), 0o640)
+	if err := a.Remove(other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Error("a file of another folder was kept instead of deleted")
+	}
+}
+
+// commitAndRead commits m and reads its message back from the file.
+func commitAndRead(t *testing.T, m *spool.Message) (path, content string) {
+	t.Helper()
+	path, err := m.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := spool.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, _ := io.ReadAll(r)
+	return path, string(b)
 }
