@@ -243,9 +243,10 @@ func (m *Manager) Enqueue(instance int, st *spool.Stored) { m.add(st.Path, st, i
 func (m *Manager) EnqueueFile(instance int, path string) { m.add(path, nil, instance, true) }
 
 // add queues a spool file unless it is queued already; it reports whether
-// it was new. st, when not nil, is the file as its Commit described it. fresh says the file was just committed by this process, so
-// no state file can exist for it yet (ids are unique) and none is looked
-// for.
+// it was new. st, when not nil, is the file as its Commit described it
+// (the message then needs no reading back). fresh says the file was just
+// committed by this process, so no state file can exist for it yet (ids
+// are unique) and none is looked for.
 func (m *Manager) add(path string, st *spool.Stored, instance int, fresh bool) bool {
 	m.mu.Lock()
 	if _, ok := m.msgs[path]; ok {
