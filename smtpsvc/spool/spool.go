@@ -103,6 +103,21 @@ type freeList struct {
 
 var freeLists sync.Map // cleaned folder path → *freeList
 
+// livePrefixes holds the id prefixes of the spools this process opened.
+var livePrefixes sync.Map
+
+// ownFree reports whether name is a ".tmp-free-<prefix>-<n>" file of a
+// spool of this process: its mtime is that of the message it last held,
+// so the hour-old rule of Open must not remove it.
+func ownFree(name string) bool {
+	rest, ok := strings.CutPrefix(name, ".tmp-free-")
+	if i := strings.LastIndexByte(rest, '-'); ok && i > 0 {
+		_, live := livePrefixes.Load(rest[:i])
+		return live
+	}
+	return false
+}
+
 func freeListOf(dir string) *freeList {
 	fl, _ := freeLists.LoadOrStore(filepath.Clean(dir), &freeList{})
 	return fl.(*freeList)
@@ -126,8 +141,12 @@ func Open(dir string) (*Spool, error) {
 	s := &Spool{dir: dir, dirf: f, unnamed: probeUnnamed(dir), free: freeListOf(dir),
 		prefix: strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + strconv.FormatInt(int64(os.Getpid()), 16) +
 			"-" + strconv.FormatUint(spoolSeq.Add(1), 16)}
+	livePrefixes.Store(s.prefix, true)
 	if ents, err := os.ReadDir(dir); err == nil {
 		for _, e := range ents {
+			if ownFree(e.Name()) {
+				continue // kept for reuse by a spool of this process, maybe being written
+			}
 			if strings.HasPrefix(e.Name(), ".tmp-") {
 				if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
 					os.Remove(filepath.Join(dir, e.Name()))

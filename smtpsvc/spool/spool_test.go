@@ -407,6 +407,32 @@ func TestRemoveReuses(t *testing.T) {
 	if err := a.Remove(p2); err != nil {
 		t.Errorf("Remove of a file already gone: %v", err)
 	}
+	// A kept file carries the mtime of the message it held: opening the
+	// folder again in this process (a reload) must not take it for an
+	// hour-old leftover.
+	p4, fi4 := commit(a, long)
+	if err := a.Remove(p4); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, ".tmp-free-*"))
+	for _, k := range kept {
+		old := time.Now().Add(-2 * time.Hour)
+		os.Chtimes(k, old, old)
+	}
+	c, err := spool.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(kept) != 1 {
+		t.Fatalf("kept files %v, want one", kept)
+	}
+	if _, err := os.Stat(kept[0]); err != nil {
+		t.Fatalf("the second Open removed the kept file: %v", err)
+	}
+	if _, fi5 := commit(c, long); !os.SameFile(fi4, fi5) {
+		t.Error("the kept file was not reused after a second Open")
+	}
 	other := filepath.Join(t.TempDir(), "x.eml")
 	os.WriteFile(other, []byte("x"), 0o640)
 	if err := a.Remove(other); err != nil {
