@@ -45,7 +45,9 @@
 // (Spool.Remove) and written over by a later message, cut to its length,
 // fsynced and renamed "<id>.eml" like any other: allocating an inode and
 // freeing the blocks (a discard, on a file system mounted with discard)
-// cost more than the two renames.
+// cost more than the two renames. A kept file is written over only after a
+// folder sync that began after its rename has succeeded, so that no crash
+// can bring back the delivered message's name on a file half written over.
 package spool
 
 import (
@@ -85,23 +87,49 @@ type Spool struct {
 	prefix  string // process-unique part of ids
 	unnamed bool   // temporary files are O_TMPFILE
 	seq     atomic.Uint64
-	group   groupSync
-
-	free *freeList // files of delivered messages, for Create to write again
+	folder  *folder // shared with the process's other spools on the folder
 }
 
 // maxFree bounds the delivered messages' files a folder keeps for reuse.
 const maxFree = 256
 
-// freeList is the ".tmp-free-…" files of one folder. The spools of one
-// process on one folder share it (the sessions' and the queue's are
-// distinct Spools), so that a file one removes the other reuses.
-type freeList struct {
+// folder is what the spools of one process on one queue folder share (the
+// sessions' and the queue's are distinct Spools): the folder's fsync, so
+// that one covers the names either made, and the files kept for reuse, so
+// that a file one removes the other writes again.
+type folder struct {
+	fi    os.FileInfo // the folder's identity
+	group groupSync
 	mu    sync.Mutex
-	names []string
+	kept  []keptFile
 }
 
-var freeLists sync.Map // cleaned folder path → *freeList
+// keptFile is a ".tmp-free-…" file and the first folder sync that makes
+// its new name durable: until that sync has succeeded, a crash could bring
+// back the delivered message's name on a file being written over, so the
+// file is not reused before.
+type keptFile struct {
+	name string
+	want uint64 // generation of groupSync
+}
+
+var (
+	foldersMu sync.Mutex
+	folders   = map[string]*folder{} // cleaned path → the folder last opened there
+)
+
+// folderOf returns the shared state of the folder fi is, at path dir.
+func folderOf(dir string, fi os.FileInfo) *folder {
+	foldersMu.Lock()
+	defer foldersMu.Unlock()
+	dir = filepath.Clean(dir)
+	if f := folders[dir]; f != nil && os.SameFile(f.fi, fi) {
+		return f
+	}
+	f := &folder{fi: fi}
+	folders[dir] = f
+	return f
+}
 
 // livePrefixes holds the id prefixes of the spools this process opened.
 var livePrefixes sync.Map
@@ -116,11 +144,6 @@ func ownFree(name string) bool {
 		return live
 	}
 	return false
-}
-
-func freeListOf(dir string) *freeList {
-	fl, _ := freeLists.LoadOrStore(filepath.Clean(dir), &freeList{})
-	return fl.(*freeList)
 }
 
 // spoolSeq makes the id prefixes of the spools of one process distinct.
@@ -138,7 +161,12 @@ func Open(dir string) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, dirf: f, unnamed: probeUnnamed(dir), free: freeListOf(dir),
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	s := &Spool{dir: dir, dirf: f, unnamed: probeUnnamed(dir), folder: folderOf(dir, fi),
 		prefix: strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + strconv.FormatInt(int64(os.Getpid()), 16) +
 			"-" + strconv.FormatUint(spoolSeq.Add(1), 16)}
 	livePrefixes.Store(s.prefix, true)
@@ -199,21 +227,24 @@ type Message struct {
 // kept under a temporary name for Create to write the next message into
 // (up to maxFree of them), so that a message costs neither an inode's
 // allocation nor freeing its blocks (a discard, on a file system mounted
-// with discard); beyond that, or for a file of another folder, it is
-// deleted. A file that is not there is not an error.
+// with discard); it is written over only once a folder sync begun after
+// the rename has succeeded (the next Commit's). Beyond maxFree, or for a
+// file of another folder, it is deleted. A file that is not there is not
+// an error.
 func (s *Spool) Remove(path string) error {
 	if filepath.Dir(path) == filepath.Clean(s.dir) {
-		fl := s.free
-		fl.mu.Lock()
-		room := len(fl.names) < maxFree
-		fl.mu.Unlock()
+		fo := s.folder
+		fo.mu.Lock()
+		room := len(fo.kept) < maxFree
+		fo.mu.Unlock()
 		if room {
 			name := filepath.Join(s.dir, ".tmp-free-"+s.prefix+"-"+strconv.FormatUint(s.seq.Add(1), 10))
+			want := fo.group.next()
 			err := os.Rename(path, name)
 			if err == nil {
-				fl.mu.Lock()
-				fl.names = append(fl.names, name)
-				fl.mu.Unlock()
+				fo.mu.Lock()
+				fo.kept = append(fo.kept, keptFile{name, want})
+				fo.mu.Unlock()
 				return nil
 			}
 			if errors.Is(err, os.ErrNotExist) {
@@ -227,18 +258,24 @@ func (s *Spool) Remove(path string) error {
 	return nil
 }
 
-// reuse opens a kept file for writing, or returns nil.
+// reuse opens a kept file whose new name is durable for writing, or
+// returns nil.
 func (s *Spool) reuse() *os.File {
-	fl := s.free
+	fo := s.folder
+	synced := fo.group.succeeded()
 	for {
-		fl.mu.Lock()
-		if len(fl.names) == 0 {
-			fl.mu.Unlock()
+		fo.mu.Lock()
+		i := len(fo.kept) - 1
+		for i >= 0 && fo.kept[i].want > synced {
+			i--
+		}
+		if i < 0 {
+			fo.mu.Unlock()
 			return nil
 		}
-		name := fl.names[len(fl.names)-1]
-		fl.names = fl.names[:len(fl.names)-1]
-		fl.mu.Unlock()
+		name := fo.kept[i].name
+		fo.kept = append(fo.kept[:i], fo.kept[i+1:]...)
+		fo.mu.Unlock()
 		if f, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
 			return f
 		}
@@ -493,7 +530,7 @@ func (m *Message) release() {
 // (group commit). On ext4 without a journal every fsync is a device cache
 // flush; with 20 sessions committing, one flush covers several names
 // (measured: fewer CPU per message and more messages/s, README).
-func (s *Spool) syncDir() error { return s.group.do(s.dirf.Sync) }
+func (s *Spool) syncDir() error { return s.folder.group.do(s.dirf.Sync) }
 
 // do calls run so that every caller returns only after a call of run that
 // started after the caller called do, and returns that run's error. A
@@ -520,6 +557,8 @@ func (g *groupSync) do(run func() error) error {
 		g.running, g.done = false, gen
 		if err != nil {
 			g.failed, g.err = gen, err
+		} else {
+			g.ok = gen
 		}
 		g.cond.Broadcast()
 	}
@@ -537,6 +576,23 @@ type groupSync struct {
 	started, done uint64 // generations of the last sync started and ended
 	failed        uint64 // generation of the last sync that failed
 	err           error  // its error
+	ok            uint64 // generation of the last sync that succeeded
+}
+
+// next is the generation of the first run to start from now on: once a
+// run of that generation or later has succeeded (succeeded), what was done
+// before this call is covered.
+func (g *groupSync) next() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.started + 1
+}
+
+// succeeded is the generation of the last run that succeeded.
+func (g *groupSync) succeeded() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ok
 }
 
 // Read parses the envelope block of a spool file from r, leaving r at the

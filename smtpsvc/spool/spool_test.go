@@ -346,10 +346,11 @@ func TestContent(t *testing.T) {
 }
 
 // TestRemoveReuses: a delivered message's file removed with Remove is
-// written again by the next Create of any spool of the process on that
-// folder (the same inode), holding exactly the new message whether it is
-// shorter or longer than the last; it is never listed, and a file of
-// another folder is simply deleted.
+// written again by a Create of any spool of the process on that folder
+// (the same inode) once a folder sync has made its new name durable, not
+// before, holding exactly the new message whether it is shorter or longer
+// than the last; it is never listed, and a file of another folder is
+// simply deleted.
 func TestRemoveReuses(t *testing.T) {
 	dir := t.TempDir()
 	a, err := spool.Open(dir)
@@ -393,13 +394,21 @@ func TestRemoveReuses(t *testing.T) {
 	if ids, _ := a.List(); len(ids) != 0 {
 		t.Fatalf("List after Remove: %v", ids)
 	}
+	// Not reused before a folder sync has made its new name durable: a
+	// crash could otherwise bring back p1's name on a file half written
+	// over with another message.
+	if _, fi := commit(a, "Subject: first after\r\n\r\nx\r\n"); os.SameFile(fi1, fi) {
+		t.Error("the removed file was reused before the folder was synced")
+	}
+	// That Commit synced the folder.
 	p2, fi2 := commit(a, "Subject: short\r\n\r\nshort\r\n") // shorter: the rest is cut
 	if !os.SameFile(fi1, fi2) {
-		t.Error("the next message did not reuse the removed file")
+		t.Error("the next message after a folder sync did not reuse the removed file")
 	}
 	if err := a.Remove(p2); err != nil {
 		t.Fatal(err)
 	}
+	commit(b, "Subject: sync\r\n\r\nx\r\n")
 	_, fi3 := commit(b, long+long) // longer than the file
 	if !os.SameFile(fi1, fi3) {
 		t.Error("the queue's spool did not reuse the file the sessions' spool removed")
@@ -430,6 +439,7 @@ func TestRemoveReuses(t *testing.T) {
 	if _, err := os.Stat(kept[0]); err != nil {
 		t.Fatalf("the second Open removed the kept file: %v", err)
 	}
+	commit(c, "Subject: sync\r\n\r\nx\r\n")
 	if _, fi5 := commit(c, long); !os.SameFile(fi4, fi5) {
 		t.Error("the kept file was not reused after a second Open")
 	}
