@@ -413,7 +413,7 @@ func (t timedReader) Read(p []byte) (int, error) {
 }
 
 func (cn *Conn) reset() {
-	if err := cn.c.Reset(); err != nil {
+	if err := cn.c.ResetTransaction(); err != nil {
 		cn.usable = false
 	}
 }

@@ -183,3 +183,14 @@ func (c *Client) SendPipelined(from string, opts *MailOptions, to []string, rcpt
 	}
 	return rep, nil
 }
+
+// ResetTransaction sends RSET and keeps the session's greeting (ds2mb
+// patch): Reset forgets it, so that the next command says EHLO again, a
+// round trip a client that reuses its connection does not need.
+func (c *Client) ResetTransaction() error {
+	if err := c.Reset(); err != nil {
+		return err
+	}
+	c.didHello = true // Reset said EHLO first if needed, and it succeeded
+	return nil
+}
