@@ -240,7 +240,7 @@ func (s *Spool) Remove(path string) error {
 		if room {
 			name := filepath.Join(s.dir, ".tmp-free-"+s.prefix+"-"+strconv.FormatUint(s.seq.Add(1), 10))
 			want := fo.group.next()
-			err := os.Rename(path, name)
+			err := rename(path, name)
 			if err == nil {
 				fo.mu.Lock()
 				fo.kept = append(fo.kept, keptFile{name, want})
@@ -479,7 +479,7 @@ func (m *Message) Commit() (string, error) {
 			os.Remove(tmp)
 			return "", fmt.Errorf("spool: %w", err)
 		}
-		if err := os.Rename(tmp, final); err != nil {
+		if err := rename(tmp, final); err != nil {
 			os.Remove(tmp)
 			return "", fmt.Errorf("spool: %w", err)
 		}

@@ -54,3 +54,13 @@ func openRead(path string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }
+
+// rename is rename(2) alone: os.Rename first stats the new name to refuse a
+// directory there, a system call per rename that spool names (never
+// directories) do not need.
+func rename(from, to string) error {
+	if err := unix.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}

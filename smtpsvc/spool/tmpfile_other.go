@@ -12,3 +12,5 @@ func linkUnnamed(*os.File, string) error  { return errors.New("unnamed files are
 func probeUnnamed(string) bool            { return false }
 
 func openRead(path string) (*os.File, error) { return os.Open(path) }
+
+func rename(from, to string) error { return os.Rename(from, to) }
