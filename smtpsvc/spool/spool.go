@@ -359,6 +359,9 @@ func note[T string | []byte](m *Message, p T) {
 		m.kept, m.over = nil, true
 		return
 	}
+	if m.kept == nil {
+		m.kept = make([]byte, 0, 8<<10) // most mail fits: no growing by doubling
+	}
 	m.kept = append(m.kept, p...)
 }
 
