@@ -114,7 +114,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has been reaped
-	stderr *syncBuffer
+	stderr *OutputBuffer
 }
 
 // ErrNoSlapd is returned (wrapped) when no slapd binary can be found.
@@ -378,7 +378,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	os.Remove(s.pidPath()) // a stale one, from a killed slapd
 	cmd := exec.Command(s.slapd, "-f", s.confPath(), "-h", s.listeners(), "-d", "0", "-s", "0")
-	s.stderr = &syncBuffer{}
+	s.stderr = &OutputBuffer{}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -576,23 +576,31 @@ func (s *Server) Close() error {
 	return err
 }
 
-// syncBuffer is a bytes.Buffer safe for the writes of a child process and
-// reads by us.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// OutputBuffer collects a child process's output for error messages: safe
+// for the child's writes and our reads, it keeps the first Max bytes (64 KiB
+// when Max is 0) and drops the rest, so that a chatty process cannot grow it
+// without bound.
+type OutputBuffer struct {
+	Max int
+	mu  sync.Mutex
+	b   bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *OutputBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.b.Len() > 64*1024 {
+	max := b.Max
+	if max == 0 {
+		max = 64 << 10
+	}
+	if b.b.Len() > max {
 		return len(p), nil
 	}
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String is what was kept.
+func (b *OutputBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()

@@ -82,7 +82,7 @@ type DC struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *localdir.OutputBuffer // samba's output, quoted in errors
 }
 
 var seq atomic.Int64
@@ -259,7 +259,7 @@ func (d *DC) provision(ctx context.Context) error {
 func (d *DC) start(ctx context.Context) error {
 	d.mu.Lock()
 	cmd := exec.Command("ip", "netns", "exec", d.NS, "samba", "-F", "-M", "single", "-s", d.confPath(), "--debug-stdout", "-d1")
-	d.out = &syncBuffer{}
+	d.out = &localdir.OutputBuffer{Max: 1 << 20}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	// No Pdeathsig: Linux sends it when the OS thread that started the
 	// child ends, which Go does not control (dialInNS moves threads between
@@ -282,13 +282,13 @@ func (d *DC) start(ctx context.Context) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("samba: exited during start: %s", d.out.String())
+			return fmt.Errorf("samba: exited during start: %s", strconv.Quote(d.out.String()))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("samba: no bind within %v: %v; output: %s", readyTimeout, err, d.out.String())
+			return fmt.Errorf("samba: no bind within %v: %v; output: %s", readyTimeout, err, strconv.Quote(d.out.String()))
 		}
 	}
 }
@@ -305,7 +305,7 @@ func (d *DC) diagnose() string {
 		default:
 		}
 	}
-	return "; samba " + state + "; its output: " + d.out.String()
+	return "; samba " + state + "; its output: " + strconv.Quote(d.out.String())
 }
 
 // Dial connects through the proxy and binds as the Administrator.
@@ -437,24 +437,4 @@ func dialInNS(nsPath, addr string) (net.Conn, error) {
 	}()
 	r := <-ch
 	return r.c, r.err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strconv.Quote(b.b.String())
 }
