@@ -95,7 +95,6 @@ func (c *Client) Dial(ctx context.Context, t Target) (*Conn, error) {
 		}
 	}
 	var last *DialError
-	resolved := false
 	for _, h := range hosts {
 		ips := []netip.Addr{h.ip}
 		if !h.ip.IsValid() {
@@ -108,7 +107,6 @@ func (c *Client) Dial(ctx context.Context, t Target) (*Conn, error) {
 				continue
 			}
 		}
-		resolved = true
 		for _, ip := range ips {
 			conn, derr := c.connect(ctx, h, ip)
 			if derr == nil {
@@ -125,7 +123,6 @@ func (c *Client) Dial(ctx context.Context, t Target) (*Conn, error) {
 	if last == nil {
 		last = dialErr(451, "4.4.4", "%s: no host to connect to", t.Domain)
 	}
-	_ = resolved
 	return nil, last
 }
 
@@ -337,8 +334,7 @@ func (cn *Conn) Send(ctx context.Context, job *delivery.Job) []delivery.Result {
 		return dataErr(err)
 	}
 	for _, i := range accepted {
-		results[i] = delivery.Result{Rcpt: job.Rcpts[i], Code: 250, Status: "2.0.0", Text: "queued by " + cn.host,
-			RemoteMTA: cn.host, FromRemote: true, DSNPassed: dsnOK}
+		results[i] = cn.queued(job.Rcpts[i], dsnOK)
 	}
 	return results
 }
@@ -394,8 +390,7 @@ func (cn *Conn) sendPipelined(job *delivery.Job, opts *smtp.MailOptions, dsnOK b
 		return results
 	}
 	for _, i := range accepted {
-		results[i] = delivery.Result{Rcpt: job.Rcpts[i], Code: 250, Status: "2.0.0", Text: "queued by " + cn.host,
-			RemoteMTA: cn.host, FromRemote: true, DSNPassed: dsnOK}
+		results[i] = cn.queued(job.Rcpts[i], dsnOK)
 	}
 	return results
 }
@@ -410,6 +405,13 @@ type timedReader struct {
 func (t timedReader) Read(p []byte) (int, error) {
 	t.cn.nc.SetDeadline(time.Now().Add(t.cn.timeout))
 	return t.r.Read(p)
+}
+
+// queued is the result of a recipient the server took the message for;
+// dsn says the DSN request went along.
+func (cn *Conn) queued(rcpt string, dsn bool) delivery.Result {
+	return delivery.Result{Rcpt: rcpt, Code: 250, Status: "2.0.0", Text: "queued by " + cn.host,
+		RemoteMTA: cn.host, FromRemote: true, DSNPassed: dsn}
 }
 
 func (cn *Conn) reset() {
