@@ -624,11 +624,16 @@ func (m *Manager) remove(msg *message) {
 	}
 	m.mu.Unlock()
 	// Its spool keeps the file for the next message it writes.
-	del := os.Remove
-	if sp != nil {
-		del = sp.Remove
+	var err error
+	switch {
+	case sp == nil:
+		err = os.Remove(msg.path)
+	case msg.stored != nil:
+		err = sp.RemoveStored(msg.stored)
+	default:
+		err = sp.Remove(msg.path)
 	}
-	if err := del(msg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.log.Error("delivered message not removed from the queue", "id", msg.id, "err", err)
 	}
 	m.mu.Lock()

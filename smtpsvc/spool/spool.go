@@ -111,6 +111,7 @@ type folder struct {
 type keptFile struct {
 	name string
 	want uint64 // generation of groupSync
+	size int64  // its length, or -1 if unknown
 }
 
 var (
@@ -206,14 +207,15 @@ const KeepInMemory = 64 << 10
 
 // Message is a message being written. It is not safe for concurrent use.
 type Message struct {
-	s      *Spool
-	id     string
-	f      *os.File
-	w      *bufio.Writer
-	err    error
-	done   bool
-	named  bool // f is ".tmp-<id>" or a reused ".tmp-free-…" (else unnamed)
-	reused bool // f held a delivered message: what lies past the new one is cut at Commit
+	s       *Spool
+	id      string
+	f       *os.File
+	w       *bufio.Writer
+	err     error
+	done    bool
+	named   bool  // f is ".tmp-<id>" or a reused ".tmp-free-…" (else unnamed)
+	reused  bool  // f held a delivered message: what lies past the new one is cut at Commit
+	oldSize int64 // the reused file's length, -1 if unknown
 
 	env    Envelope
 	offset int64  // length of the envelope block
@@ -231,7 +233,14 @@ type Message struct {
 // the rename has succeeded (the next Commit's). Beyond maxFree, or for a
 // file of another folder, it is deleted. A file that is not there is not
 // an error.
-func (s *Spool) Remove(path string) error {
+func (s *Spool) Remove(path string) error { return s.remove(path, -1) }
+
+// RemoveStored is Remove for a committed message whose length Stored
+// gives, so that the next message written over its file need not cut it
+// when it is no shorter.
+func (s *Spool) RemoveStored(st *Stored) error { return s.remove(st.Path, st.Offset+st.Size) }
+
+func (s *Spool) remove(path string, size int64) error {
 	if filepath.Dir(path) == filepath.Clean(s.dir) {
 		fo := s.folder
 		fo.mu.Lock()
@@ -243,7 +252,7 @@ func (s *Spool) Remove(path string) error {
 			err := rename(path, name)
 			if err == nil {
 				fo.mu.Lock()
-				fo.kept = append(fo.kept, keptFile{name, want})
+				fo.kept = append(fo.kept, keptFile{name, want, size})
 				fo.mu.Unlock()
 				return nil
 			}
@@ -258,9 +267,9 @@ func (s *Spool) Remove(path string) error {
 	return nil
 }
 
-// reuse opens a kept file whose new name is durable for writing, or
-// returns nil.
-func (s *Spool) reuse() *os.File {
+// reuse opens a kept file whose new name is durable for writing, with its
+// length (-1 if unknown), or returns nil.
+func (s *Spool) reuse() (*os.File, int64) {
 	fo := s.folder
 	synced := fo.group.succeeded()
 	for {
@@ -271,13 +280,13 @@ func (s *Spool) reuse() *os.File {
 		}
 		if i < 0 {
 			fo.mu.Unlock()
-			return nil
+			return nil, 0
 		}
-		name := fo.kept[i].name
+		k := fo.kept[i]
 		fo.kept = append(fo.kept[:i], fo.kept[i+1:]...)
 		fo.mu.Unlock()
-		if f, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
-			return f
+		if f, err := openFile(k.name, os.O_WRONLY, 0); err == nil {
+			return f, k.size
 		}
 	}
 }
@@ -285,21 +294,21 @@ func (s *Spool) reuse() *os.File {
 // Create starts a message with its envelope.
 func (s *Spool) Create(env *Envelope) (*Message, error) {
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 10)
-	f := s.reuse()
+	f, oldSize := s.reuse()
 	reused := f != nil
 	if f == nil && s.unnamed {
 		f, _ = openUnnamed(s.dir)
 	}
 	if f == nil {
 		var err error
-		f, err = os.OpenFile(filepath.Join(s.dir, ".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		f, err = openFile(filepath.Join(s.dir, ".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
 	w := bufPool.Get().(*bufio.Writer)
 	w.Reset(f)
-	m := &Message{s: s, id: id, f: f, w: w, named: reused || !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), reused: reused, env: *env}
+	m := &Message{s: s, id: id, f: f, w: w, named: reused || !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), reused: reused, oldSize: oldSize, env: *env}
 	// Its own copy, as Read would give it (one parameter string per
 	// recipient): callers reuse their slices for the next transaction.
 	m.env.To = slices.Clone(env.To)
@@ -441,7 +450,7 @@ func (m *Message) Content() ([]byte, error) {
 	return data[m.offset:end], nil
 }
 
-// Commit makes the message durable: flush, fsync the file, rename it to its
+// Commit makes the message durable: flush, fdatasync the file, rename it to its
 // final name, fsync the folder. It returns the message's path.
 func (m *Message) Commit() (string, error) {
 	if m.done {
@@ -463,12 +472,12 @@ func (m *Message) Commit() (string, error) {
 	if err := m.w.Flush(); err != nil {
 		return fail(err)
 	}
-	if m.reused {
-		if err := m.f.Truncate(m.offset + m.size); err != nil {
+	if n := m.offset + m.size; m.reused && (m.oldSize < 0 || m.oldSize > n) {
+		if err := m.f.Truncate(n); err != nil {
 			return fail(err)
 		}
 	}
-	if err := m.f.Sync(); err != nil {
+	if err := syncData(m.f); err != nil {
 		return fail(err)
 	}
 	final := filepath.Join(m.s.dir, m.id+".eml")

@@ -453,6 +453,55 @@ func TestRemoveReuses(t *testing.T) {
 	}
 }
 
+// TestRemoveStoredLength: a file kept by RemoveStored, whose length the
+// spool then knows, is cut when a shorter message is written over it and
+// holds exactly the new message when it is as long or longer.
+func TestRemoveStoredLength(t *testing.T) {
+	dir := t.TempDir()
+	s, err := spool.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var last os.FileInfo
+	commit := func(body string) *spool.Stored {
+		t.Helper()
+		m, err := s.Create(&spool.Envelope{From: "a@example.org", To: []string{"b@example.com"}, ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.WriteString(body)
+		path, got := commitAndRead(t, m)
+		if got != body {
+			t.Fatalf("%s holds %q, want %q", path, got, body)
+		}
+		if last, err = os.Stat(path); err != nil {
+			t.Fatal(err)
+		}
+		return m.Stored()
+	}
+	long := "Subject: long\r\n\r\n" + strings.Repeat("0123456789", 300) + "\r\n"
+	for _, next := range []string{
+		"Subject: short\r\n\r\nx\r\n",                                        // shorter: cut
+		"Subject: same\r\n\r\n" + strings.Repeat("9876543210", 300) + "\r\n", // as long
+		long + long, // longer
+	} {
+		st := commit(long)
+		kept := last
+		if err := s.RemoveStored(st); err != nil {
+			t.Fatal(err)
+		}
+		commit("Subject: sync\r\n\r\nx\r\n") // makes the kept name durable
+		nst := commit(next) // commit reads it back from the file
+		if !os.SameFile(kept, last) {
+			t.Fatalf("%.14q was not written over the removed file", next)
+		}
+		if want := nst.Offset + int64(len(next)); last.Size() != want {
+			t.Errorf("%.14q: file of %d bytes, want %d", next, last.Size(), want)
+		}
+	}
+}
+
 // commitAndRead commits m and reads its message back from the file.
 func commitAndRead(t *testing.T, m *spool.Message) (path, content string) {
 	t.Helper()

@@ -13,4 +13,10 @@ func probeUnnamed(string) bool            { return false }
 
 func openRead(path string) (*os.File, error) { return os.Open(path) }
 
+func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(path, flag, perm)
+}
+
+func syncData(f *os.File) error { return f.Sync() }
+
 func rename(from, to string) error { return os.Rename(from, to) }
