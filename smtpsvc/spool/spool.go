@@ -30,8 +30,9 @@
 // # Durability
 //
 // A message is written to a temporary file in the queue folder with one
-// write (buffered), the file is fsynced, given its name "<id>.eml" and the
-// folder is fsynced; only then does Commit return, and only then does the
+// write (buffered), the file's data and length are synced (fdatasync on
+// Linux, fsync elsewhere), it is given its name "<id>.eml" and the folder
+// is fsynced; only then does Commit return, and only then does the
 // server reply 250. A "<id>.eml" file is therefore always complete.
 //
 // On Linux the temporary file is unnamed (O_TMPFILE) and is named with
@@ -42,10 +43,10 @@
 // them behind; Open removes the ones older than an hour).
 //
 // A delivered message's file is not deleted but renamed ".tmp-free-…"
-// (Spool.Remove) and written over by a later message, cut to its length,
-// fsynced and renamed "<id>.eml" like any other: allocating an inode and
-// freeing the blocks (a discard, on a file system mounted with discard)
-// cost more than the two renames. A kept file is written over only after a
+// (Spool.Remove) and written over by a later message, cut to its length
+// when it is shorter, synced and renamed "<id>.eml" like any other:
+// allocating an inode and freeing the blocks (a discard, on a file system
+// mounted with discard) cost more than the two renames. A kept file is written over only after a
 // folder sync that began after its rename has succeeded, so that no crash
 // can bring back the delivered message's name on a file half written over.
 package spool

@@ -492,7 +492,7 @@ func TestRemoveStoredLength(t *testing.T) {
 			t.Fatal(err)
 		}
 		commit("Subject: sync\r\n\r\nx\r\n") // makes the kept name durable
-		nst := commit(next) // commit reads it back from the file
+		nst := commit(next)                  // commit reads it back from the file
 		if !os.SameFile(kept, last) {
 			t.Fatalf("%.14q was not written over the removed file", next)
 		}
