@@ -170,6 +170,9 @@ func (c *Client) connect(ctx context.Context, h host, ip netip.Addr) (*Conn, *Di
 	}
 	addr := netip.AddrPortFrom(ip, uint16(h.port)).String()
 	name := fmt.Sprintf("%s [%s]", h.name, ip)
+	if h.ip.IsValid() { // an address literal: its name is "[ip]" already
+		name = "[" + ip.String() + "]"
+	}
 	d := net.Dialer{Timeout: ct}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
