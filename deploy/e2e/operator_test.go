@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ds2mb/ds2mb/deploy/localdir"
+	"github.com/ds2mb/ds2mb/smtpsvc/queue"
 )
 
 // run runs a command and returns its exit code and output.
@@ -43,8 +44,9 @@ type systemStatus struct {
 // binaries: `mbctl dir set` refuses a bad value before writing, applies a
 // good one, `mbctl status` shows it reach the worker (the test prints the
 // edit-to-serving time), `mbctl explain` names the DN and attribute of the
-// replicated value and "local" for a binding added with mbctl, and a
-// message sent afterwards is delivered into the local store.
+// replicated value and "local" for a binding added with mbctl, a message
+// sent afterwards is delivered into the local store, and `mbctl queue`
+// lists, retries and deletes a message its smart host cannot take.
 func TestOperatorTour(t *testing.T) {
 	sp := startSpine(t)
 	mbctl := build(t, sp.bin, "cmd/mbctl")
@@ -180,6 +182,76 @@ func TestOperatorTour(t *testing.T) {
 	got := delivered(t, filepath.Join(filepath.Dir(sp.mb), "Mailroot", "vsi 1", "Mailbox", "example.com", "bob"), "tour")
 	if !strings.Contains(got, "delivered?") {
 		t.Errorf("delivered message:\n%s", got)
+	}
+
+	// mbctl queue: a message for the relay domain partner.example.org, sent
+	// through a smart host on a loopback port nobody listens on, waits in
+	// the queue with its last error; retry and delete act on it.
+	st0, _ := status()
+	if code, out := dir("set", "--vs", "1", "SmartHost", "[127.0.0.1]"); code != 0 {
+		t.Fatalf("dir set SmartHost: exit %d, %s", code, out)
+	}
+	if code, out := dir("set", "--vs", "1", "RemoteSmtpPort", fmt.Sprint(freePort(t))); code != 0 {
+		t.Fatalf("dir set RemoteSmtpPort: exit %d, %s", code, out)
+	}
+	for t0 := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := status(); st.InStep && st.Worker != nil && st.Worker.Version > st0.Worker.Version {
+			if code, out := run(t, mbctl, "get", "--metabase", sp.mb, "/LM/SmtpSvc/1", "RemoteSmtpPort"); code == 0 && !strings.Contains(out, "= 25") {
+				break
+			}
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("the worker never served the smart host edit\nsmtpsvc:\n%s", sp.wrk.tail())
+		}
+	}
+	sendTo(t, sp.a1, "alice@example.com", "carol@partner.example.org", "Subject: waits\r\n\r\nqueued\r\n")
+	listQueue := func() []queue.Info {
+		t.Helper()
+		code, out := run(t, mbctl, "queue", "--json", "--worker", sp.workerAddr)
+		var list []queue.Info
+		if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
+			t.Fatalf("queue --json: exit %d, %v\n%s", code, err, out)
+		}
+		return list
+	}
+	var waiting queue.Info
+	for t0 := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if list := listQueue(); len(list) == 1 && list[0].Attempts >= 1 && list[0].State == "queued" {
+			waiting = list[0]
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("the message never waited in the queue after a failed attempt: %+v\nsmtpsvc:\n%s", listQueue(), sp.wrk.tail())
+		}
+	}
+	t.Logf("queued after attempt %d: %s", waiting.Attempts, waiting.LastError)
+	if !strings.Contains(waiting.LastError, "451 4.4.1 cannot connect to [127.0.0.1]: ") || waiting.NextAttempt.Before(time.Now().Add(time.Minute)) || len(waiting.Recipients) != 1 ||
+		waiting.Recipients[0].Address != "carol@partner.example.org" || waiting.Recipients[0].Status != "pending" {
+		t.Errorf("queued message: %+v; want the refused connection as last error, the next attempt minutes ahead, carol pending", waiting)
+	}
+	if code, out := run(t, mbctl, "queue", "--worker", sp.workerAddr); code != 0 || !strings.Contains(out, waiting.ID) ||
+		!strings.Contains(out, "1 (1 pending)") || !strings.Contains(out, "LAST ERROR") {
+		t.Errorf("queue table: exit %d\n%s", code, out)
+	}
+	if code, out := run(t, mbctl, "queue", "--worker", sp.workerAddr, "retry", waiting.ID); code != 0 || out != waiting.ID+": due now\n" {
+		t.Errorf("queue retry: exit %d, %q", code, out)
+	}
+	for t0 := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if list := listQueue(); len(list) == 1 && list[0].Attempts > waiting.Attempts && list[0].State == "queued" {
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("queue retry did not bring an attempt: %+v", listQueue())
+		}
+	}
+	if code, out := run(t, mbctl, "queue", "--worker", sp.workerAddr, "delete", "no-such-id"); code != 1 || !strings.Contains(out, "no-such-id") {
+		t.Errorf("queue delete of an unknown id: exit %d, %q", code, out)
+	}
+	if code, out := run(t, mbctl, "queue", "--worker", sp.workerAddr, "delete", waiting.ID); code != 0 || out != waiting.ID+": deleted\n" {
+		t.Errorf("queue delete: exit %d, %q", code, out)
+	}
+	if code, out := run(t, mbctl, "queue", "--worker", sp.workerAddr); code != 0 || out != "the queue is empty\n" {
+		t.Errorf("queue after delete: exit %d, %q", code, out)
 	}
 }
 
