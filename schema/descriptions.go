@@ -21,7 +21,7 @@ var descriptions = map[string]string{
 	"SmtpCommandLogMask":  "Which SMTP commands IIS writes to the protocol log. Not used by the worker, whose log always records the same fixed set of commands.",
 
 	// Authentication and TLS.
-	"AuthFlags":                 "Which client authentication methods the virtual server offers. The worker reads only AuthBasic: with it and a credentials checker, AUTH PLAIN and LOGIN are offered over TLS; anonymous clients are always served.",
+	"AuthFlags":                 "Which client authentication methods the virtual server accepts. The worker reads AuthAnonymous and AuthBasic: without AuthAnonymous, MAIL from a client that has not authenticated gets 530 5.7.0; with AuthBasic and a credentials checker, AUTH PLAIN and LOGIN are offered over TLS.",
 	"AccessSSLFlags":            "Whether clients must use an encrypted channel. With AccessSSL the worker answers MAIL before STARTTLS with 530 5.7.0; AccessSSL128 is ignored.",
 	"NTAuthenticationProviders": "The Windows integrated authentication packages (GSSAPI, NTLM) offered to AUTH. Not used by the worker, which offers no integrated authentication; replicated and kept in the file.",
 	"DefaultDomain":             "The Windows domain that Basic (cleartext) AUTH logs users on to when they name none. Not used by the worker, whose credentials checker takes the name as given; replicated and kept in the file.",

@@ -42,7 +42,7 @@ func secureTree(version uint64, plain []int, secure []int, cert, key string) *me
 		n.Set("SslCertificateFile", cert)
 		n.Set("SslKeyFile", key)
 	}
-	n.Set("AuthFlags", "AuthBasic")
+	n.Set("AuthFlags", "AuthAnonymous | AuthBasic")
 	n.Set("AccessSSLFlags", "AccessSSL")
 	return tr
 }

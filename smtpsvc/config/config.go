@@ -247,10 +247,13 @@ type VirtualServer struct {
 	// IPSecurity blob that is not in the single-host grant layout.
 	Notes []string `json:",omitempty"`
 
-	AuthBasic   bool // AuthFlags has AuthBasic: AUTH PLAIN and LOGIN are offered
-	RequireTLS  bool // AccessSSLFlags has AccessSSL: STARTTLS is required before MAIL
-	TLSCertFile string
-	TLSKeyFile  string
+	AuthBasic bool // AuthFlags has AuthBasic: AUTH PLAIN and LOGIN are offered
+	// AuthAnonymous: AuthFlags has AuthAnonymous, so clients that did not
+	// authenticate may send mail; without it MAIL needs AUTH first.
+	AuthAnonymous bool
+	RequireTLS    bool // AccessSSLFlags has AccessSSL: STARTTLS is required before MAIL
+	TLSCertFile   string
+	TLSKeyFile    string
 	// TLSCertificate is the parsed certificate pair, nil when none is
 	// configured (then STARTTLS is not offered).
 	TLSCertificate *tls.Certificate `json:"-"`
@@ -482,6 +485,7 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 		MailFrom: secs("SmtpMailFromTimeout"), RcptTo: secs("SmtpRcptToTimeout"), Data: secs("SmtpDataTimeout"),
 		Bdat: secs("SmtpBdatTimeout"), Rset: secs("SmtpRsetTimeout")}
 	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
+	vs.AuthAnonymous = b.dword(loc, "AuthFlags")&schema.AuthAnonymous != 0
 	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
 
 	vs.TLSCertFile = b.path(b.str(loc, "SslCertificateFile"))

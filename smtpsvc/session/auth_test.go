@@ -151,6 +151,28 @@ func TestAuthNotOffered(t *testing.T) {
 	}
 }
 
+// TestAnonymousNotAllowed: AuthFlags without AuthAnonymous (anonymous
+// access unchecked) refuses MAIL from a client that did not authenticate,
+// with 530 5.7.0, and serves one that did; with AuthAnonymous, and by
+// default, anonymous clients are served.
+func TestAnonymousNotAllowed(t *testing.T) {
+	env := &session.Env{Auth: mapChecker{"alice": "wonderland"}, AllowInsecureAuth: true}
+	f := startProps(t, nil, props{"AuthFlags": "AuthBasic"}, env)
+	r := dialRaw(t, f.addr)
+	r.expect("EHLO c.test", "250")
+	r.expect("MAIL FROM:<a@example.org>", "530 5.7.0 Authentication required")
+	r.expect("RCPT TO:<user@example.com>", "502 5.5.1")
+	r.expect("AUTH PLAIN "+plain("alice", "wonderland"), "235 2.0.0")
+	r.expect("MAIL FROM:<a@example.org>", "250")
+	r.expect("RCPT TO:<user@example.com>", "250")
+	for _, vs := range []props{{"AuthFlags": "AuthAnonymous | AuthBasic"}, nil} {
+		f := startProps(t, nil, vs, env)
+		r := dialRaw(t, f.addr)
+		r.expect("EHLO c.test", "250")
+		r.expect("MAIL FROM:<a@example.org>", "250")
+	}
+}
+
 func TestAccessSSLRequiresTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := testcert.Files(t, dir)

@@ -84,7 +84,7 @@ func TestRelay(t *testing.T) {
 			{"user@elsewhere.example", "550 5.7.1"},
 			{"user@example.com", "250 2.0.0"},
 		}},
-		{"RelayForAuth, not authenticated", props{"RelayForAuth": "1", "AuthFlags": "AuthBasic"}, false, []rc{
+		{"RelayForAuth, not authenticated", props{"RelayForAuth": "1", "AuthFlags": "AuthAnonymous | AuthBasic"}, false, []rc{
 			{"user@elsewhere.example", "550 5.7.1"},
 		}},
 	}
@@ -159,7 +159,7 @@ func TestRelayDomainOverride(t *testing.T) {
 				{"user%elsewhere.example@remote-auth.example", "550 5.7.1"}, // tricks still refused
 				{"user@sub.remote-auth.example", "550 5.7.1"},               // not a wildcard node
 			}},
-		{"RelayForAuth on the domain, anonymous", props{"RelayForAuth": "0", "AuthFlags": "AuthBasic"},
+		{"RelayForAuth on the domain, anonymous", props{"RelayForAuth": "0", "AuthFlags": "AuthAnonymous | AuthBasic"},
 			map[string]props{"remote-auth.example": {"RelayForAuth": "1"}}, false, []rc{
 				{"user@remote-auth.example", "550 5.7.1 Relaying prohibited"},
 				{"user@example.com", "250 2.0.0"},

@@ -49,6 +49,8 @@
 //     Too many errors, closing connection" and the connection is closed.
 //   - AccessSSLFlags with AccessSSL: MAIL before STARTTLS is
 //     "530 5.7.0 Must issue a STARTTLS command first".
+//   - AuthFlags without AuthAnonymous: MAIL before a successful AUTH is
+//     "530 5.7.0 Authentication required".
 //   - AUTH PLAIN and LOGIN are offered when AuthFlags has AuthBasic and
 //     Env.Auth is set, only over TLS — except to loopback clients when
 //     Env.AllowInsecureAuth is set (tests and the local demo). AUTH in clear
@@ -56,7 +58,7 @@
 //     too many failures from one address (Env.Limiter): "454 4.7.0 Too many
 //     failed attempts, try later".
 //   - An accepted message is spooled (package spool: file and folder
-//     fsynced) before the reply "250 2.6.0 <id@FQDN> Queued mail for
+//     synced) before the reply "250 2.6.0 <id@FQDN> Queued mail for
 //     delivery"; a spool failure is "451 4.3.0".
 //   - Every reply but the greeting, the EHLO reply and the 334/354
 //     continuations carries an enhanced status code (RFC 2034).

@@ -24,6 +24,7 @@ import (
 // Replies the sessions give (every one with an enhanced status code).
 var (
 	errTLSRequired     = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	errAuthRequired    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errTooManyRcpts    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
 	errSessionSize     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Session size limit exceeded"}
 	errHopCount        = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Hop count exceeded - possible mail loop"}
@@ -147,6 +148,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if s.be.vs.RequireTLS && !s.tls {
 		return s.refuse("MAIL", q, errTLSRequired)
+	}
+	if !s.be.vs.AuthAnonymous && s.authUser == "" {
+		return s.refuse("MAIL", q, errAuthRequired)
 	}
 	if s.be.spool == nil {
 		return s.refuse("MAIL", q, errQueue)
