@@ -484,8 +484,8 @@ func (b *builder) server(n int, loc string) *VirtualServer {
 	vs.Timeouts = CommandTimeouts{Connect: secs("SmtpConnectTimeout"), Helo: secs("SmtpHeloTimeout"),
 		MailFrom: secs("SmtpMailFromTimeout"), RcptTo: secs("SmtpRcptToTimeout"), Data: secs("SmtpDataTimeout"),
 		Bdat: secs("SmtpBdatTimeout"), Rset: secs("SmtpRsetTimeout")}
-	vs.AuthBasic = b.dword(loc, "AuthFlags")&schema.AuthBasic != 0
-	vs.AuthAnonymous = b.dword(loc, "AuthFlags")&schema.AuthAnonymous != 0
+	auth := b.dword(loc, "AuthFlags")
+	vs.AuthBasic, vs.AuthAnonymous = auth&schema.AuthBasic != 0, auth&schema.AuthAnonymous != 0
 	vs.RequireTLS = b.dword(loc, "AccessSSLFlags")&schema.AccessSSL != 0
 
 	vs.TLSCertFile = b.path(b.str(loc, "SslCertificateFile"))
