@@ -76,6 +76,9 @@ func TestSecureBindingServesImplicitTLS(t *testing.T) {
 	plain, secure := freePort(t), freePort(t)
 	w := startWorker(t, secureTree(1, []int{plain}, []int{secure}, cert, key).Bytes(), func(o *Options) {
 		o.Auth = userChecker{"alice": "wonderland"}
+		// The message must stay in the queue for the count below: a
+		// delivery could take it out before the count.
+		o.NoDelivery = true
 	})
 	st := w.waitVersion(t, 1)
 	if got := st.Servers[0].SecureBindings; !slices.Equal(got, []string{addr(secure)}) {
