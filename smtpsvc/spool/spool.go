@@ -46,9 +46,10 @@
 // (Spool.Remove) and written over by a later message, cut to its length
 // when it is shorter, synced and renamed "<id>.eml" like any other:
 // allocating an inode and freeing the blocks (a discard, on a file system
-// mounted with discard) cost more than the two renames. A kept file is written over only after a
-// folder sync that began after its rename has succeeded, so that no crash
-// can bring back the delivered message's name on a file half written over.
+// mounted with discard) cost more than the two renames. A kept file is
+// written over only after a folder sync that began after its rename has
+// succeeded, so that no crash can bring back the delivered message's name
+// on a file half written over.
 package spool
 
 import (
@@ -215,8 +216,7 @@ type Message struct {
 	err     error
 	done    bool
 	named   bool  // f is ".tmp-<id>" or a reused ".tmp-free-…" (else unnamed)
-	reused  bool  // f held a delivered message: what lies past the new one is cut at Commit
-	oldSize int64 // the reused file's length, -1 if unknown
+	oldSize int64 // f's length before: 0 if new, -1 if unknown; Commit cuts what lies past the message
 
 	env    Envelope
 	offset int64  // length of the envelope block
@@ -309,7 +309,7 @@ func (s *Spool) Create(env *Envelope) (*Message, error) {
 	}
 	w := bufPool.Get().(*bufio.Writer)
 	w.Reset(f)
-	m := &Message{s: s, id: id, f: f, w: w, named: reused || !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), reused: reused, oldSize: oldSize, env: *env}
+	m := &Message{s: s, id: id, f: f, w: w, named: reused || !s.unnamed || !strings.HasSuffix(f.Name(), "(unnamed)"), oldSize: oldSize, env: *env}
 	// Its own copy, as Read would give it (one parameter string per
 	// recipient): callers reuse their slices for the next transaction.
 	m.env.To = slices.Clone(env.To)
@@ -473,7 +473,7 @@ func (m *Message) Commit() (string, error) {
 	if err := m.w.Flush(); err != nil {
 		return fail(err)
 	}
-	if n := m.offset + m.size; m.reused && (m.oldSize < 0 || m.oldSize > n) {
+	if n := m.offset + m.size; m.oldSize < 0 || m.oldSize > n {
 		if err := m.f.Truncate(n); err != nil {
 			return fail(err)
 		}
@@ -674,7 +674,7 @@ type Stored struct {
 
 // Load reads the envelope block of a spool file.
 func Load(path string) (*Stored, error) {
-	f, err := openRead(path)
+	f, err := openFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -699,7 +699,7 @@ func (s *Stored) Open() (io.ReadCloser, error) {
 	if s.data != nil {
 		return io.NopCloser(bytes.NewReader(s.data)), nil
 	}
-	f, err := openRead(s.Path)
+	f, err := openFile(s.Path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -43,9 +43,6 @@ func probeUnnamed(dir string) bool {
 	return true
 }
 
-// openRead opens a spool file for reading (see openFile).
-func openRead(path string) (*os.File, error) { return openFile(path, os.O_RDONLY, 0) }
-
 // openFile is os.OpenFile for spool files. A blocking descriptor wrapped
 // with os.NewFile is not offered to the network poller, which os.OpenFile
 // tries for every file: four fcntl calls and a refused epoll_ctl per open,

@@ -11,8 +11,6 @@ func openUnnamed(string) (*os.File, bool) { return nil, false }
 func linkUnnamed(*os.File, string) error  { return errors.New("unnamed files are Linux-only") }
 func probeUnnamed(string) bool            { return false }
 
-func openRead(path string) (*os.File, error) { return os.Open(path) }
-
 func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.OpenFile(path, flag, perm)
 }
